@@ -1,0 +1,882 @@
+//! The projections folded from events: conversations with their sessions, agents, queues.
+//!
+//! `fold` is the only code that changes state, and it only records what events say. The same
+//! fold runs for `apply` on the [`World`] and inside `decide` on a copy-on-touch overlay, so a
+//! decision that emits several events sees each one's effect on the next.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::config::{AgentProfile, CustomPresence, QueueConfig, Workstream};
+use crate::event::{Event, EventKind};
+use crate::model::{
+    AgentId, CallActivity, Channel, ClosureReason, ConversationId, ConversationStatus, LinkSlot,
+    LinkedRecord, MediaKind, MediaState, OfferOrigin, Presence, PresenceId, PresenceSource,
+    QueueId, SessionNo, SessionRef, SessionStatus, StatusReason, TabOutcome, Timestamp,
+    TransferTarget, WorkstreamId,
+};
+
+/// The whole state of one engine: what every decision reads.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct World {
+    pub workstreams: BTreeMap<WorkstreamId, Workstream>,
+    pub queues: BTreeMap<QueueId, Queue>,
+    pub custom_presences: BTreeMap<PresenceId, CustomPresence>,
+    pub agents: BTreeMap<AgentId, Agent>,
+    pub conversations: BTreeMap<ConversationId, Conversation>,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Queue {
+    pub config: QueueConfig,
+    pub members: BTreeSet<AgentId>,
+    /// When each member was last offered work from this queue (advanced round robin).
+    pub last_assigned: BTreeMap<AgentId, Timestamp>,
+    /// Open conversations with no offer out, oldest first: the queue's backlog.
+    pub backlog: BTreeSet<(Timestamp, ConversationId)>,
+}
+
+/// A dropped desktop connection, remembered until the agent returns.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Disconnection {
+    pub at: Timestamp,
+    pub previous: Presence,
+    pub previous_sticky: bool,
+    /// The grace period ran out and the agent's work was released.
+    pub grace_expired: bool,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Agent {
+    pub profile: AgentProfile,
+    pub signed_in: bool,
+    pub presence: Presence,
+    pub presence_source: PresenceSource,
+    pub presence_modified_at: Timestamp,
+    /// A manual Offline, Away or DND: it persists until sign-out or another manual change.
+    pub sticky_presence: bool,
+    /// Units held by conversations the agent is primary on (or wrapping up).
+    pub used_units: u32,
+    /// Units reserved by offers not yet answered.
+    pub offered_units: u32,
+    pub capacity_modified_at: Timestamp,
+    pub last_capacity_released_at: Option<Timestamp>,
+    pub disconnected: Option<Disconnection>,
+    pub queues: BTreeSet<QueueId>,
+    /// Open sessions of this agent: offers, primary sessions, consults.
+    pub open_sessions: BTreeSet<SessionRef>,
+    /// Conversations the agent's desktop has a session tab for.
+    pub tabs: BTreeSet<ConversationId>,
+    pub focused: Option<SessionRef>,
+}
+
+impl Agent {
+    fn new(profile: AgentProfile) -> Agent {
+        Agent {
+            profile,
+            signed_in: false,
+            presence: Presence::of(crate::model::BaseStatus::Offline),
+            presence_source: PresenceSource::System,
+            presence_modified_at: Timestamp::default(),
+            sticky_presence: false,
+            used_units: 0,
+            offered_units: 0,
+            capacity_modified_at: Timestamp::default(),
+            last_capacity_released_at: None,
+            disconnected: None,
+            queues: BTreeSet::new(),
+            open_sessions: BTreeSet::new(),
+            tabs: BTreeSet::new(),
+            focused: None,
+        }
+    }
+
+    /// Units neither held nor reserved by an offer.
+    pub fn free_units(&self) -> u32 {
+        self.profile
+            .capacity_units
+            .saturating_sub(self.used_units)
+            .saturating_sub(self.offered_units)
+    }
+
+    /// Units available to accept work (offers to this agent already count as theirs).
+    pub fn available_units(&self) -> u32 {
+        self.profile.capacity_units.saturating_sub(self.used_units)
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.signed_in && self.disconnected.is_none()
+    }
+}
+
+/// What an agent's session is for.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum SessionRole {
+    /// An offer not (yet) accepted.
+    Offer,
+    /// The agent handles the conversation.
+    Primary,
+    /// The agent was consulted: read-only, no capacity.
+    Consultant,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Session {
+    pub number: SessionNo,
+    pub agent: AgentId,
+    pub role: SessionRole,
+    pub status: SessionStatus,
+    pub closure: Option<ClosureReason>,
+    pub created_at: Timestamp,
+    pub accepted_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    /// Set on offers: when they time out, and why they were made.
+    pub expires_at: Option<Timestamp>,
+    pub origin: Option<OfferOrigin>,
+    pub units: u32,
+    pub unread: u32,
+    /// The session has a tab on the agent's desktop.
+    pub tab: bool,
+    /// Session timer origin: reset when the conversation moves to wrap-up.
+    pub timer_started_at: Timestamp,
+}
+
+/// Capacity a conversation holds on its primary agent.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct HeldCapacity {
+    pub agent: AgentId,
+    pub units: u32,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Conversation {
+    pub id: ConversationId,
+    pub channel: Channel,
+    pub queue: QueueId,
+    pub workstream: WorkstreamId,
+    pub skills: Vec<String>,
+    pub customer: String,
+    pub status: ConversationStatus,
+    pub reason: StatusReason,
+    /// When the conversation entered its current status: auto-close timers count from here.
+    pub status_since: Timestamp,
+    pub primary: Option<AgentId>,
+    /// The agent who last handled it: the one who may revive it from Waiting.
+    pub last_primary: Option<AgentId>,
+    pub consultants: BTreeSet<AgentId>,
+    pub sessions: Vec<Session>,
+    pub pending_offer: Option<SessionNo>,
+    /// Agents who rejected or let an offer of this conversation time out.
+    pub declined_by: BTreeSet<AgentId>,
+    /// Set between TransferInitiated to an agent and its acceptance (or failure).
+    pub transfer_from: Option<AgentId>,
+    pub transfer_count: u32,
+    pub held: Option<HeldCapacity>,
+    pub created_at: Timestamp,
+    pub assigned_at: Option<Timestamp>,
+    pub accepted_at: Option<Timestamp>,
+    pub wrap_up_at: Option<Timestamp>,
+    pub closed_at: Option<Timestamp>,
+    pub call: CallActivity,
+    pub hold_started_at: Option<Timestamp>,
+    pub hold_ms: i64,
+    pub recording: MediaState,
+    pub transcription: MediaState,
+    pub customer_link: Option<LinkedRecord>,
+    pub case_link: Option<LinkedRecord>,
+    pub customer_disconnected_at: Option<Timestamp>,
+}
+
+impl Conversation {
+    pub fn session(&self, number: SessionNo) -> Option<&Session> {
+        let index = usize::try_from(number.0).ok()?.checked_sub(1)?;
+        self.sessions.get(index)
+    }
+
+    fn session_mut(&mut self, number: SessionNo) -> Option<&mut Session> {
+        let index = usize::try_from(number.0).ok()?.checked_sub(1)?;
+        self.sessions.get_mut(index)
+    }
+
+    /// The number the next session opened on this conversation gets.
+    pub fn next_session_number(&self) -> SessionNo {
+        SessionNo(u32::try_from(self.sessions.len()).unwrap_or(u32::MAX - 1) + 1)
+    }
+
+    pub fn session_ref(&self, number: SessionNo) -> SessionRef {
+        SessionRef {
+            conversation: self.id,
+            number,
+        }
+    }
+
+    /// The agent's open session on this conversation, if any.
+    pub fn open_session_of(&self, agent: AgentId) -> Option<&Session> {
+        self.sessions
+            .iter()
+            .find(|s| s.agent == agent && s.status == SessionStatus::Open)
+    }
+
+    pub fn open_sessions(&self) -> impl Iterator<Item = &Session> {
+        self.sessions
+            .iter()
+            .filter(|s| s.status == SessionStatus::Open)
+    }
+
+    pub fn media(&self, media: MediaKind) -> MediaState {
+        match media {
+            MediaKind::Recording => self.recording,
+            MediaKind::Transcription => self.transcription,
+        }
+    }
+
+    pub fn link(&self, slot: LinkSlot) -> Option<LinkedRecord> {
+        match slot {
+            LinkSlot::Customer => self.customer_link,
+            LinkSlot::Case => self.case_link,
+        }
+    }
+
+    /// The backlog entry this conversation should have: Open with no offer out.
+    fn backlog_key(&self) -> Option<(QueueId, Timestamp)> {
+        (self.status == ConversationStatus::Open && self.pending_offer.is_none())
+            .then_some((self.queue, self.status_since))
+    }
+
+    fn set_status(&mut self, status: ConversationStatus, reason: StatusReason, at: Timestamp) {
+        self.status = status;
+        self.reason = reason;
+        self.status_since = at;
+    }
+
+    fn end_session(&mut self, number: SessionNo, reason: ClosureReason, at: Timestamp) {
+        if let Some(s) = self.session_mut(number) {
+            s.status = if s.role == SessionRole::Offer {
+                SessionStatus::Canceled
+            } else {
+                SessionStatus::Completed
+            };
+            s.closure = Some(reason);
+            s.ended_at = Some(at);
+            s.tab = false;
+            let consultant = (s.role == SessionRole::Consultant).then_some(s.agent);
+            if let Some(agent) = consultant {
+                self.consultants.remove(&agent);
+            }
+        }
+        if self.pending_offer == Some(number) {
+            self.pending_offer = None;
+        }
+    }
+}
+
+/// Entity access shared by the [`World`] and `decide`'s overlay, so both fold the same way.
+pub(crate) trait Entities {
+    fn agent_mut(&mut self, id: AgentId) -> Option<&mut Agent>;
+    fn conversation_mut(&mut self, id: ConversationId) -> Option<&mut Conversation>;
+    fn queue_mut(&mut self, id: QueueId) -> Option<&mut Queue>;
+    fn insert_agent(&mut self, agent: Agent);
+    fn insert_conversation(&mut self, conversation: Conversation);
+    fn insert_queue(&mut self, queue: Queue);
+    fn insert_workstream(&mut self, workstream: Workstream);
+    fn insert_custom_presence(&mut self, presence: CustomPresence);
+}
+
+impl Entities for World {
+    fn agent_mut(&mut self, id: AgentId) -> Option<&mut Agent> {
+        self.agents.get_mut(&id)
+    }
+    fn conversation_mut(&mut self, id: ConversationId) -> Option<&mut Conversation> {
+        self.conversations.get_mut(&id)
+    }
+    fn queue_mut(&mut self, id: QueueId) -> Option<&mut Queue> {
+        self.queues.get_mut(&id)
+    }
+    fn insert_agent(&mut self, agent: Agent) {
+        self.agents.insert(agent.profile.id, agent);
+    }
+    fn insert_conversation(&mut self, conversation: Conversation) {
+        self.conversations.insert(conversation.id, conversation);
+    }
+    fn insert_queue(&mut self, queue: Queue) {
+        self.queues.insert(queue.config.id, queue);
+    }
+    fn insert_workstream(&mut self, workstream: Workstream) {
+        self.workstreams.insert(workstream.id, workstream);
+    }
+    fn insert_custom_presence(&mut self, presence: CustomPresence) {
+        self.custom_presences.insert(presence.id, presence);
+    }
+}
+
+/// Folds one event into the entities it touches. Bookkeeping only: no rule is checked here.
+pub(crate) fn fold(s: &mut impl Entities, event: &Event) {
+    let at = event.at;
+    let conversation = event.kind.conversation();
+    let backlog_before = conversation
+        .and_then(|id| s.conversation_mut(id))
+        .and_then(|c| c.backlog_key());
+    fold_entities(s, at, &event.kind);
+    if let Some(id) = conversation {
+        let backlog_after = s.conversation_mut(id).and_then(|c| c.backlog_key());
+        if backlog_before != backlog_after {
+            if let Some((queue, since)) = backlog_before {
+                if let Some(q) = s.queue_mut(queue) {
+                    q.backlog.remove(&(since, id));
+                }
+            }
+            if let Some((queue, since)) = backlog_after {
+                if let Some(q) = s.queue_mut(queue) {
+                    q.backlog.insert((since, id));
+                }
+            }
+        }
+    }
+}
+
+fn fold_entities(s: &mut impl Entities, at: Timestamp, kind: &EventKind) {
+    use EventKind as E;
+    match kind {
+        E::WorkstreamConfigured(ws) => s.insert_workstream(ws.clone()),
+        E::QueueConfigured(config) => match s.queue_mut(config.id) {
+            Some(q) => q.config = config.clone(),
+            None => s.insert_queue(Queue {
+                config: config.clone(),
+                members: BTreeSet::new(),
+                last_assigned: BTreeMap::new(),
+                backlog: BTreeSet::new(),
+            }),
+        },
+        E::CustomPresenceDefined(p) => s.insert_custom_presence(p.clone()),
+        E::AgentProvisioned(profile) => match s.agent_mut(profile.id) {
+            Some(agent) => {
+                agent.profile = profile.clone();
+                agent.capacity_modified_at = at;
+            }
+            None => {
+                let mut agent = Agent::new(profile.clone());
+                agent.capacity_modified_at = at;
+                s.insert_agent(agent);
+            }
+        },
+        E::AgentCapacityChanged {
+            agent,
+            capacity_units,
+        } => {
+            if let Some(a) = s.agent_mut(*agent) {
+                a.profile.capacity_units = *capacity_units;
+                a.capacity_modified_at = at;
+            }
+        }
+        E::QueueMembershipChanged {
+            queue,
+            agent,
+            member,
+        } => {
+            if let Some(q) = s.queue_mut(*queue) {
+                if *member {
+                    q.members.insert(*agent);
+                } else {
+                    q.members.remove(agent);
+                    q.last_assigned.remove(agent);
+                }
+            }
+            if let Some(a) = s.agent_mut(*agent) {
+                if *member {
+                    a.queues.insert(*queue);
+                } else {
+                    a.queues.remove(queue);
+                }
+            }
+        }
+        E::AgentSignedIn { agent } => {
+            if let Some(a) = s.agent_mut(*agent) {
+                a.signed_in = true;
+                a.disconnected = None;
+            }
+        }
+        E::AgentSignedOut { agent } => {
+            if let Some(a) = s.agent_mut(*agent) {
+                a.signed_in = false;
+                a.sticky_presence = false;
+                a.disconnected = None;
+                a.focused = None;
+            }
+        }
+        E::PresenceUpdate {
+            agent,
+            presence,
+            source,
+            sticky,
+        } => {
+            if let Some(a) = s.agent_mut(*agent) {
+                a.presence = *presence;
+                a.presence_source = *source;
+                a.presence_modified_at = at;
+                a.sticky_presence = *sticky;
+            }
+        }
+        E::AgentDisconnected {
+            agent,
+            previous,
+            previous_sticky,
+        } => {
+            if let Some(a) = s.agent_mut(*agent) {
+                a.disconnected = Some(Disconnection {
+                    at,
+                    previous: *previous,
+                    previous_sticky: *previous_sticky,
+                    grace_expired: false,
+                });
+            }
+        }
+        E::AgentReconnected { agent } => {
+            if let Some(a) = s.agent_mut(*agent) {
+                a.disconnected = None;
+            }
+        }
+        E::AgentDisconnectGraceExpired { agent } => {
+            if let Some(d) = s.agent_mut(*agent).and_then(|a| a.disconnected.as_mut()) {
+                d.grace_expired = true;
+            }
+        }
+        E::ConversationCreated {
+            conversation,
+            channel,
+            queue,
+            workstream,
+            skills,
+            customer,
+        } => s.insert_conversation(Conversation {
+            id: *conversation,
+            channel: *channel,
+            queue: *queue,
+            workstream: *workstream,
+            skills: skills.clone(),
+            customer: customer.clone(),
+            status: ConversationStatus::Open,
+            reason: StatusReason::AwaitingAgentAssignment,
+            status_since: at,
+            primary: None,
+            last_primary: None,
+            consultants: BTreeSet::new(),
+            sessions: Vec::new(),
+            pending_offer: None,
+            declined_by: BTreeSet::new(),
+            transfer_from: None,
+            transfer_count: 0,
+            held: None,
+            created_at: at,
+            assigned_at: None,
+            accepted_at: None,
+            wrap_up_at: None,
+            closed_at: None,
+            call: CallActivity::Default,
+            hold_started_at: None,
+            hold_ms: 0,
+            recording: MediaState::NotStarted,
+            transcription: MediaState::NotStarted,
+            customer_link: None,
+            case_link: None,
+            customer_disconnected_at: None,
+        }),
+        E::IncomingSessionRequest {
+            session,
+            agent,
+            origin,
+            units,
+            expires_at,
+            queue,
+        } => {
+            if let Some(c) = s.conversation_mut(session.conversation) {
+                c.sessions.push(Session {
+                    number: session.number,
+                    agent: *agent,
+                    role: SessionRole::Offer,
+                    status: SessionStatus::Open,
+                    closure: None,
+                    created_at: at,
+                    accepted_at: None,
+                    ended_at: None,
+                    expires_at: Some(*expires_at),
+                    origin: Some(*origin),
+                    units: *units,
+                    unread: 0,
+                    tab: false,
+                    timer_started_at: at,
+                });
+                c.pending_offer = Some(session.number);
+                c.reason = StatusReason::AwaitingAgentAcceptance;
+                c.assigned_at.get_or_insert(at);
+            }
+            if let Some(a) = s.agent_mut(*agent) {
+                a.offered_units += units;
+                a.open_sessions.insert(*session);
+            }
+            if let Some(q) = queue.and_then(|q| s.queue_mut(q)) {
+                q.last_assigned.insert(*agent, at);
+            }
+        }
+        E::SessionAccepted {
+            session,
+            agent,
+            units,
+            tab,
+        } => {
+            if let Some(c) = s.conversation_mut(session.conversation) {
+                if let Some(sess) = c.session_mut(session.number) {
+                    sess.role = SessionRole::Primary;
+                    sess.accepted_at = Some(at);
+                    sess.expires_at = None;
+                    sess.tab = *tab != TabOutcome::LimitReached;
+                    sess.timer_started_at = at;
+                }
+                c.pending_offer = None;
+                c.primary = Some(*agent);
+                c.last_primary = Some(*agent);
+                c.held = Some(HeldCapacity {
+                    agent: *agent,
+                    units: *units,
+                });
+                c.declined_by.clear();
+                c.accepted_at.get_or_insert(at);
+                if c.channel.is_call() {
+                    c.call = CallActivity::Talk;
+                }
+                c.set_status(ConversationStatus::Active, StatusReason::InConversation, at);
+            }
+            if let Some(a) = s.agent_mut(*agent) {
+                a.offered_units = a.offered_units.saturating_sub(*units);
+                a.used_units += units;
+                a.capacity_modified_at = at;
+                if *tab != TabOutcome::LimitReached {
+                    a.tabs.insert(session.conversation);
+                }
+            }
+        }
+        E::OfferRejected {
+            session,
+            agent,
+            units,
+        }
+        | E::OfferTimedOut {
+            session,
+            agent,
+            units,
+        }
+        | E::OfferWithdrawn {
+            session,
+            agent,
+            units,
+            ..
+        } => {
+            let reason = match kind {
+                E::OfferRejected { .. } => ClosureReason::AgentRejected,
+                E::OfferTimedOut { .. } => ClosureReason::AgentTimedOut,
+                E::OfferWithdrawn { reason, .. } => *reason,
+                _ => unreachable!("matched above"),
+            };
+            if let Some(c) = s.conversation_mut(session.conversation) {
+                c.end_session(session.number, reason, at);
+                if !matches!(kind, E::OfferWithdrawn { .. }) {
+                    c.declined_by.insert(*agent);
+                }
+                if c.status == ConversationStatus::Open {
+                    c.reason = StatusReason::AwaitingAgentAssignment;
+                }
+            }
+            if let Some(a) = s.agent_mut(*agent) {
+                a.offered_units = a.offered_units.saturating_sub(*units);
+                a.open_sessions.remove(session);
+            }
+        }
+        E::SessionClosed {
+            session,
+            agent,
+            reason,
+        } => {
+            if let Some(c) = s.conversation_mut(session.conversation) {
+                c.end_session(session.number, *reason, at);
+                if c.primary == Some(*agent) {
+                    c.primary = None;
+                }
+            }
+            if let Some(a) = s.agent_mut(*agent) {
+                a.open_sessions.remove(session);
+                a.tabs.remove(&session.conversation);
+                if a.focused == Some(*session) {
+                    a.focused = None;
+                }
+            }
+        }
+        E::CapacityReleased {
+            conversation,
+            agent,
+            units,
+        } => {
+            if let Some(c) = s.conversation_mut(*conversation) {
+                c.held = None;
+            }
+            if let Some(a) = s.agent_mut(*agent) {
+                a.used_units = a.used_units.saturating_sub(*units);
+                a.capacity_modified_at = at;
+                a.last_capacity_released_at = Some(at);
+            }
+        }
+        E::TransferInitiated {
+            conversation,
+            from,
+            target,
+        } => {
+            if let Some(c) = s.conversation_mut(*conversation) {
+                c.transfer_count += 1;
+                c.primary = None;
+                match target {
+                    TransferTarget::Agent(_) => {
+                        c.transfer_from = Some(*from);
+                        c.set_status(
+                            ConversationStatus::Open,
+                            StatusReason::AwaitingAgentAcceptance,
+                            at,
+                        );
+                    }
+                    TransferTarget::Queue(_) => c.transfer_from = None,
+                }
+            }
+        }
+        E::TransferCompleted { conversation, .. } => {
+            if let Some(c) = s.conversation_mut(*conversation) {
+                c.transfer_from = None;
+            }
+        }
+        E::ConsultStarted {
+            session,
+            consultant,
+            by: _,
+            tab,
+        } => {
+            if let Some(c) = s.conversation_mut(session.conversation) {
+                c.sessions.push(Session {
+                    number: session.number,
+                    agent: *consultant,
+                    role: SessionRole::Consultant,
+                    status: SessionStatus::Open,
+                    closure: None,
+                    created_at: at,
+                    accepted_at: Some(at),
+                    ended_at: None,
+                    expires_at: None,
+                    origin: None,
+                    units: 0,
+                    unread: 0,
+                    tab: *tab != TabOutcome::LimitReached,
+                    timer_started_at: at,
+                });
+                c.consultants.insert(*consultant);
+            }
+            if let Some(a) = s.agent_mut(*consultant) {
+                a.open_sessions.insert(*session);
+                if *tab != TabOutcome::LimitReached {
+                    a.tabs.insert(session.conversation);
+                }
+            }
+        }
+        E::ConsultEnded {
+            session,
+            consultant,
+        } => {
+            if let Some(c) = s.conversation_mut(session.conversation) {
+                c.end_session(session.number, ClosureReason::AgentClosed, at);
+            }
+            if let Some(a) = s.agent_mut(*consultant) {
+                a.open_sessions.remove(session);
+                a.tabs.remove(&session.conversation);
+                if a.focused == Some(*session) {
+                    a.focused = None;
+                }
+            }
+        }
+        E::CallHeld { conversation } => {
+            if let Some(c) = s.conversation_mut(*conversation) {
+                c.call = CallActivity::Hold;
+                c.hold_started_at = Some(at);
+            }
+        }
+        E::CallResumed { conversation } => {
+            if let Some(c) = s.conversation_mut(*conversation) {
+                c.call = CallActivity::Talk;
+                if let Some(started) = c.hold_started_at.take() {
+                    c.hold_ms += at.since(started);
+                }
+            }
+        }
+        E::MediaStateChanged {
+            conversation,
+            media,
+            state,
+        } => {
+            if let Some(c) = s.conversation_mut(*conversation) {
+                match media {
+                    MediaKind::Recording => c.recording = *state,
+                    MediaKind::Transcription => c.transcription = *state,
+                }
+            }
+        }
+        E::RecordLinked {
+            conversation,
+            record,
+            ..
+        } => {
+            if let Some(c) = s.conversation_mut(*conversation) {
+                match record.entity.slot() {
+                    LinkSlot::Customer => c.customer_link = Some(*record),
+                    LinkSlot::Case => c.case_link = Some(*record),
+                }
+            }
+        }
+        E::RecordUnlinked {
+            conversation,
+            record,
+        } => {
+            if let Some(c) = s.conversation_mut(*conversation) {
+                match record.entity.slot() {
+                    LinkSlot::Customer => c.customer_link = None,
+                    LinkSlot::Case => c.case_link = None,
+                }
+            }
+        }
+        E::UnreadMessage {
+            session, unread, ..
+        } => {
+            if let Some(sess) = s
+                .conversation_mut(session.conversation)
+                .and_then(|c| c.session_mut(session.number))
+            {
+                sess.unread = *unread;
+            }
+        }
+        E::SessionFocused { session, agent } => {
+            if let Some(sess) = s
+                .conversation_mut(session.conversation)
+                .and_then(|c| c.session_mut(session.number))
+            {
+                sess.unread = 0;
+            }
+            if let Some(a) = s.agent_mut(*agent) {
+                a.focused = Some(*session);
+            }
+        }
+        E::ConversationQueued {
+            conversation,
+            queue,
+            reason,
+        } => {
+            if let Some(c) = s.conversation_mut(*conversation) {
+                c.queue = *queue;
+                c.primary = None;
+                c.transfer_from = None;
+                c.set_status(ConversationStatus::Open, *reason, at);
+            }
+        }
+        E::ConversationResumed {
+            conversation,
+            agent,
+            units,
+            tab,
+        } => {
+            let resumed = s.conversation_mut(*conversation).map(|c| {
+                let number = c.next_session_number();
+                c.sessions.push(Session {
+                    number,
+                    agent: *agent,
+                    role: SessionRole::Primary,
+                    status: SessionStatus::Open,
+                    closure: None,
+                    created_at: at,
+                    accepted_at: Some(at),
+                    ended_at: None,
+                    expires_at: None,
+                    origin: None,
+                    units: *units,
+                    unread: 0,
+                    tab: *tab != TabOutcome::LimitReached,
+                    timer_started_at: at,
+                });
+                c.primary = Some(*agent);
+                c.last_primary = Some(*agent);
+                c.held = Some(HeldCapacity {
+                    agent: *agent,
+                    units: *units,
+                });
+                c.set_status(ConversationStatus::Active, StatusReason::InConversation, at);
+                c.session_ref(number)
+            });
+            if let (Some(session), Some(a)) = (resumed, s.agent_mut(*agent)) {
+                a.used_units += units;
+                a.capacity_modified_at = at;
+                a.open_sessions.insert(session);
+                if *tab != TabOutcome::LimitReached {
+                    a.tabs.insert(*conversation);
+                }
+            }
+        }
+        E::ConversationWaiting { conversation, .. } => {
+            if let Some(c) = s.conversation_mut(*conversation) {
+                c.primary = None;
+                c.set_status(
+                    ConversationStatus::Waiting,
+                    StatusReason::AwaitingCustomer,
+                    at,
+                );
+            }
+        }
+        E::EndConversation {
+            conversation,
+            reason,
+            ..
+        } => {
+            if let Some(c) = s.conversation_mut(*conversation) {
+                c.wrap_up_at = Some(at);
+                if c.channel.is_call() {
+                    c.call = CallActivity::Ended;
+                }
+                if let Some(started) = c.hold_started_at.take() {
+                    c.hold_ms += at.since(started);
+                }
+                for sess in c.sessions.iter_mut() {
+                    if sess.status == SessionStatus::Open {
+                        sess.timer_started_at = at;
+                    }
+                }
+                c.set_status(ConversationStatus::WrapUp, *reason, at);
+            }
+        }
+        E::ConversationClosed {
+            conversation,
+            reason,
+        } => {
+            if let Some(c) = s.conversation_mut(*conversation) {
+                c.closed_at = Some(at);
+                c.primary = None;
+                c.pending_offer = None;
+                c.transfer_from = None;
+                if c.channel.is_call() {
+                    c.call = CallActivity::Ended;
+                }
+                if let Some(started) = c.hold_started_at.take() {
+                    c.hold_ms += at.since(started);
+                }
+                c.set_status(ConversationStatus::Closed, *reason, at);
+            }
+        }
+        E::CustomerDisconnected { conversation } => {
+            if let Some(c) = s.conversation_mut(*conversation) {
+                c.customer_disconnected_at = Some(at);
+            }
+        }
+        E::CustomerReconnected { conversation } => {
+            if let Some(c) = s.conversation_mut(*conversation) {
+                c.customer_disconnected_at = None;
+            }
+        }
+    }
+}
