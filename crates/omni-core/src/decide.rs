@@ -416,7 +416,8 @@ impl<'w> Tx<'w> {
         self.emit(kind);
     }
 
-    fn end_consults(&mut self, id: ConversationId) {
+    /// Ends every consult; `transfer_to`'s tab survives for the transfer they are receiving.
+    fn end_consults(&mut self, id: ConversationId, transfer_to: Option<AgentId>) {
         let Some(c) = self.conversation(id) else {
             return;
         };
@@ -429,6 +430,7 @@ impl<'w> Tx<'w> {
             self.emit(EventKind::ConsultEnded {
                 session,
                 consultant,
+                keep_tab: transfer_to == Some(consultant),
             });
         }
     }
@@ -669,7 +671,11 @@ impl<'w> Tx<'w> {
                 }
             }
         }
-        self.end_consults(id);
+        let receiver = match target {
+            TransferTarget::Agent(to) => Some(to),
+            TransferTarget::Queue(_) => None,
+        };
+        self.end_consults(id, receiver);
         let reason = match target {
             TransferTarget::Agent(_) => ClosureReason::AgentTransferred,
             TransferTarget::Queue(_) => ClosureReason::TransferredToQueue,
@@ -762,6 +768,7 @@ impl<'w> Tx<'w> {
         self.emit(EventKind::ConsultEnded {
             session,
             consultant,
+            keep_tab: false,
         });
         Ok(())
     }
@@ -966,10 +973,11 @@ impl<'w> Tx<'w> {
                 (SessionRole::Consultant, _) => self.emit(EventKind::ConsultEnded {
                     session,
                     consultant: agent,
+                    keep_tab: false,
                 }),
                 (SessionRole::Primary, ConversationStatus::Active) => {
                     let queue = c.queue;
-                    self.end_consults(c.id);
+                    self.end_consults(c.id, None);
                     self.close_primary_session(
                         session.conversation,
                         ClosureReason::AgentDisconnected,
@@ -1043,6 +1051,7 @@ impl<'w> Tx<'w> {
             self.emit(EventKind::ConsultEnded {
                 session,
                 consultant: agent,
+                keep_tab: false,
             });
         }
         self.emit(EventKind::PresenceUpdate {
@@ -1633,7 +1642,7 @@ impl<'w> Tx<'w> {
                         why: "is live: its conversations never wait",
                     });
                 }
-                self.end_consults(conversation);
+                self.end_consults(conversation, None);
                 self.close_primary_session(conversation, ClosureReason::AgentClosed);
                 self.emit(EventKind::ConversationWaiting {
                     conversation,

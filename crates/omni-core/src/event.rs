@@ -135,9 +135,12 @@ pub enum EventKind {
         by: AgentId,
         tab: TabOutcome,
     },
+    /// A consult ended. `keep_tab` when the consultant is about to receive the conversation
+    /// by transfer: their tab stays and is re-activated on accept.
     ConsultEnded {
         session: SessionRef,
         consultant: AgentId,
+        keep_tab: bool,
     },
     CallHeld {
         conversation: ConversationId,

@@ -587,6 +587,8 @@ fn fold_entities(s: &mut impl Entities, at: Timestamp, kind: &EventKind) {
             if let Some(a) = s.agent_mut(*agent) {
                 a.offered_units = a.offered_units.saturating_sub(*units);
                 a.open_sessions.remove(session);
+                // An unanswered offer leaves the agent without a session here: no tab either.
+                a.tabs.remove(&session.conversation);
             }
         }
         E::SessionClosed {
@@ -683,13 +685,16 @@ fn fold_entities(s: &mut impl Entities, at: Timestamp, kind: &EventKind) {
         E::ConsultEnded {
             session,
             consultant,
+            keep_tab,
         } => {
             if let Some(c) = s.conversation_mut(session.conversation) {
                 c.end_session(session.number, ClosureReason::AgentClosed, at);
             }
             if let Some(a) = s.agent_mut(*consultant) {
                 a.open_sessions.remove(session);
-                a.tabs.remove(&session.conversation);
+                if !keep_tab {
+                    a.tabs.remove(&session.conversation);
+                }
                 if a.focused == Some(*session) {
                     a.focused = None;
                 }
