@@ -1,1 +1,4 @@
-//! integration tests
+//! The one integration-test crate (one binary keeps link times low on small machines).
+
+mod core_rules;
+mod support;

@@ -1,0 +1,202 @@
+//! Given / when / then for the pure core: a world built by commands, a command judged against
+//! it, and assertions on the events or the rejection.
+
+use omni_core::{
+    AgentId, AgentProfile, AssignmentMethod, Channel, Command, ConversationId,
+    DEFAULT_MAX_SESSIONS, Event, EventKind, PresenceId, QueueConfig, QueueId, Rejection,
+    SessionRef, Timestamp, Workstream, WorkstreamId, World, apply, decide,
+};
+
+/// Agents of the standard world, by name.
+pub const ANN: AgentId = AgentId::from_u128(0xA1);
+pub const BOB: AgentId = AgentId::from_u128(0xA2);
+pub const CID: AgentId = AgentId::from_u128(0xA3);
+pub const DEE: AgentId = AgentId::from_u128(0xA4);
+
+pub const CHAT: QueueId = QueueId::from_u128(0xC1);
+pub const VOICE: QueueId = QueueId::from_u128(0xC2);
+pub const SMS: QueueId = QueueId::from_u128(0xC3);
+pub const EMPTY: QueueId = QueueId::from_u128(0xC4);
+
+pub fn workstream_of(queue: QueueId) -> WorkstreamId {
+    WorkstreamId(queue.0)
+}
+
+pub fn conversation(n: u128) -> ConversationId {
+    ConversationId::from_u128(0xC0_0000 + n)
+}
+
+/// The test clock starts at a round, recognisable instant.
+pub const T0: Timestamp = Timestamp(1_700_000_000_000);
+
+/// A world under test, with its clock and every accepted event so far.
+pub struct Case {
+    pub world: World,
+    pub now: Timestamp,
+    pub history: Vec<Event>,
+}
+
+impl Case {
+    pub fn empty() -> Case {
+        Case {
+            world: World::default(),
+            now: T0,
+            history: Vec::new(),
+        }
+    }
+
+    /// Chat (advanced round robin), voice and SMS queues plus an empty queue; four agents of
+    /// capacity 3, all members of every staffed queue, none signed in.
+    pub fn standard() -> Case {
+        let mut case = Case::empty();
+        for (queue, channel, name, method) in [
+            (
+                CHAT,
+                Channel::LiveChat,
+                "chat",
+                AssignmentMethod::AdvancedRoundRobin,
+            ),
+            (
+                VOICE,
+                Channel::Voice,
+                "voice",
+                AssignmentMethod::HighestCapacity,
+            ),
+            (SMS, Channel::Sms, "sms", AssignmentMethod::LeastActive),
+            (
+                EMPTY,
+                Channel::LiveChat,
+                "empty",
+                AssignmentMethod::AdvancedRoundRobin,
+            ),
+        ] {
+            case.given(Command::ConfigureWorkstream(Workstream::with_defaults(
+                workstream_of(queue),
+                name,
+                channel,
+            )));
+            case.given(Command::ConfigureQueue(QueueConfig {
+                id: queue,
+                name: name.to_owned(),
+                workstream: workstream_of(queue),
+                method,
+            }));
+        }
+        for agent in [ANN, BOB, CID, DEE] {
+            case.given(Command::ProvisionAgent(profile(agent, 3)));
+            for queue in [CHAT, VOICE, SMS] {
+                case.given(Command::AddAgentToQueue { queue, agent });
+            }
+        }
+        case
+    }
+
+    /// Runs a command that must be accepted, and applies its events.
+    pub fn given(&mut self, command: Command) -> Vec<Event> {
+        let events = decide(&self.world, command.clone(), self.now)
+            .unwrap_or_else(|r| panic!("given {command:?} was rejected: {r}"));
+        for event in &events {
+            apply(&mut self.world, event);
+        }
+        self.history.extend(events.iter().cloned());
+        events
+    }
+
+    pub fn sign_in(&mut self, agents: &[AgentId]) {
+        for &agent in agents {
+            self.given(Command::SignIn { agent });
+        }
+    }
+
+    pub fn advance_secs(&mut self, secs: i64) {
+        self.now = self.now.plus_secs(secs);
+    }
+
+    /// Judges a command without applying it.
+    pub fn when(&self, command: Command) -> Result<Vec<Event>, Rejection> {
+        decide(&self.world, command, self.now)
+    }
+
+    /// A command that must be rejected; the world must be exactly as before.
+    pub fn rejected(&self, command: Command) -> Rejection {
+        let before = self.world.clone();
+        let rejection = match self.when(command.clone()) {
+            Ok(events) => panic!("{command:?} was accepted with {events:?}"),
+            Err(r) => r,
+        };
+        assert_eq!(self.world, before, "a rejection changed the world");
+        rejection
+    }
+
+    /// A conversation started in `queue`, routed, and offered to `agent` (who must be the
+    /// router's choice).
+    pub fn offered(&mut self, n: u128, queue: QueueId, agent: AgentId) -> SessionRef {
+        let id = conversation(n);
+        self.given(Command::StartConversation {
+            conversation: id,
+            queue,
+            skills: vec![],
+            customer: format!("customer {n}"),
+        });
+        let events = self.given(Command::Route { conversation: id });
+        match &events[..] {
+            [
+                Event {
+                    kind:
+                        EventKind::IncomingSessionRequest {
+                            session,
+                            agent: offered,
+                            ..
+                        },
+                    ..
+                },
+            ] => {
+                assert_eq!(*offered, agent, "routing offered someone else");
+                *session
+            }
+            other => panic!("routing produced {other:?}"),
+        }
+    }
+
+    /// A conversation Active with `agent` as primary: started, then picked by the agent
+    /// (whoever push routing would have chosen).
+    pub fn active(&mut self, n: u128, queue: QueueId, agent: AgentId) -> SessionRef {
+        let id = conversation(n);
+        self.given(Command::StartConversation {
+            conversation: id,
+            queue,
+            skills: vec![],
+            customer: format!("customer {n}"),
+        });
+        self.given(Command::Pick {
+            agent,
+            conversation: id,
+        });
+        let c = self.conversation(id);
+        c.session_ref(c.open_session_of(agent).expect("picked").number)
+    }
+
+    pub fn conversation(&self, id: ConversationId) -> &omni_core::Conversation {
+        &self.world.conversations[&id]
+    }
+
+    pub fn agent(&self, id: AgentId) -> &omni_core::Agent {
+        &self.world.agents[&id]
+    }
+}
+
+pub fn profile(agent: AgentId, capacity_units: u32) -> AgentProfile {
+    AgentProfile {
+        id: agent,
+        name: format!("agent {:x}", agent.0.as_u128()),
+        capacity_units,
+        skills: Default::default(),
+        max_sessions: DEFAULT_MAX_SESSIONS,
+        default_presence: PresenceId::AVAILABLE,
+    }
+}
+
+/// The kinds of `events`, by name, in order: compact to assert on.
+pub fn names(events: &[Event]) -> Vec<&'static str> {
+    events.iter().map(|e| e.kind.name()).collect()
+}
