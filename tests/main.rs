@@ -1,5 +1,6 @@
 //! The one integration-test crate (one binary keeps link times low on small machines).
 
+mod architecture;
 mod core_properties;
 mod core_rules;
 mod support;
