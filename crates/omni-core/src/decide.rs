@@ -218,10 +218,12 @@ fn touch<'a, K: Ord + Copy, V: Clone>(
     base: &BTreeMap<K, V>,
     id: K,
 ) -> Option<&'a mut V> {
-    if !overlay.contains_key(&id) {
-        overlay.insert(id, base.get(&id)?.clone());
+    match overlay.entry(id) {
+        std::collections::btree_map::Entry::Occupied(entry) => Some(entry.into_mut()),
+        std::collections::btree_map::Entry::Vacant(entry) => {
+            Some(entry.insert(base.get(&id)?.clone()))
+        }
     }
-    overlay.get_mut(&id)
 }
 
 impl Entities for Tx<'_> {

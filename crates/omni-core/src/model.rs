@@ -294,6 +294,10 @@ impl BaseStatus {
 pub struct PresenceId(pub Uuid);
 
 impl PresenceId {
+    pub const fn from_u128(value: u128) -> Self {
+        Self(Uuid::from_u128(value))
+    }
+
     pub const AVAILABLE: PresenceId =
         PresenceId(Uuid::from_u128(0xf523f628_c07a_e811_8162_000d3aa11f50));
     pub const BUSY: PresenceId =
@@ -517,16 +521,17 @@ pub enum OfferOrigin {
     Pick,
 }
 
-/// What happened to the agent's desktop tab when a session was accepted or a consult joined.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub enum TabOutcome {
-    /// A new session tab was opened.
-    Opened,
-    /// The agent already had a tab for the conversation; it was re-activated.
-    Reactivated,
-    /// The agent was at `max_sessions`: no tab, a notification instead.
-    LimitReached,
-}
+coded_enum!(
+    /// What happened to the agent's desktop tab when a session was accepted or a consult joined.
+    TabOutcome {
+        /// A new session tab was opened.
+        Opened = 1,
+        /// The agent already had a tab for the conversation; it was re-activated.
+        Reactivated = 2,
+        /// The agent was at `max_sessions`: no tab, a notification instead.
+        LimitReached = 3,
+    }
+);
 
 /// Display form of an unread count: the desktop shows "10+" past ten.
 pub fn unread_badge(count: u32) -> String {

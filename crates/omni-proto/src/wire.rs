@@ -81,29 +81,9 @@ core_coded!(
     MediaState,
     LinkEntity,
     AssignmentMethod,
-    RoutingMode
+    RoutingMode,
+    TabOutcome
 );
-
-/// The core gives tab outcomes no codes; these are the wire's (`TabOutcome` in codes.proto).
-impl Coded for TabOutcome {
-    const NAME: &'static str = "TabOutcome";
-    fn code(self) -> i32 {
-        match self {
-            TabOutcome::Opened => 1,
-            TabOutcome::Reactivated => 2,
-            TabOutcome::LimitReached => 3,
-        }
-    }
-    fn from_code(code: i32) -> Option<Self> {
-        [
-            TabOutcome::Opened,
-            TabOutcome::Reactivated,
-            TabOutcome::LimitReached,
-        ]
-        .into_iter()
-        .find(|outcome| outcome.code() == code)
-    }
-}
 
 // --- domain → wire ---------------------------------------------------------------------------
 
