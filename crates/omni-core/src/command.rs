@@ -7,6 +7,7 @@ use crate::model::{
 };
 
 #[derive(Clone, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Command {
     // --- administration ------------------------------------------------------------------
     ConfigureWorkstream(Workstream),

@@ -27,6 +27,7 @@ const DAY: u64 = 24 * HOUR;
 
 /// Auto-close timers of one channel, in seconds. `None` means the status has no timer.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ChannelTimers {
     /// Open (unassigned) for this long: closed, "auto-closed by system".
     pub open_secs: Option<u64>,
@@ -70,6 +71,7 @@ impl ChannelTimers {
 
 /// A workstream: how work of one channel is routed and what capacity it takes.
 #[derive(Clone, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Workstream {
     pub id: WorkstreamId,
     pub name: String,
@@ -105,6 +107,7 @@ impl Workstream {
 
 /// A queue: agents who may take a workstream's conversations, and how one of them is picked.
 #[derive(Clone, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct QueueConfig {
     pub id: QueueId,
     pub name: String,
@@ -114,6 +117,7 @@ pub struct QueueConfig {
 
 /// An agent's profile as provisioned by an administrator.
 #[derive(Clone, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct AgentProfile {
     pub id: AgentId,
     pub name: String,
@@ -129,6 +133,7 @@ pub struct AgentProfile {
 
 /// A custom presence an administrator defined.
 #[derive(Clone, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct CustomPresence {
     pub id: PresenceId,
     pub name: String,

@@ -10,12 +10,14 @@ use crate::model::{
 
 /// One fact, and when it happened.
 #[derive(Clone, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Event {
     pub at: Timestamp,
     pub kind: EventKind,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum EventKind {
     // --- configuration -------------------------------------------------------------------
     WorkstreamConfigured(Workstream),

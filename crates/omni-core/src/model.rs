@@ -13,6 +13,7 @@ macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident, $label:literal) => {
         $(#[$doc])*
         #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+        #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
         pub struct $name(pub Uuid);
 
         impl $name {
@@ -66,10 +67,12 @@ uuid_id!(
 /// Numbering instead of random ids lets pure code (timers, routing) open sessions without a
 /// random source, and keeps replay deterministic.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SessionNo(pub u32);
 
 /// A session named fully: its conversation and its number there.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SessionRef {
     pub conversation: ConversationId,
     pub number: SessionNo,
@@ -83,6 +86,7 @@ impl fmt::Display for SessionRef {
 
 /// Milliseconds since the Unix epoch. The core never reads a clock: time is always an argument.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
@@ -106,6 +110,7 @@ macro_rules! coded_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $code:literal),+ $(,)? }) => {
         $(#[$doc])*
         #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+        #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
         pub enum $name {
             $($(#[$vdoc])* $variant),+
         }
@@ -291,6 +296,7 @@ impl BaseStatus {
 /// A presence (`msdyn_presenceid`): one of the five out-of-the-box ids, or a custom presence an
 /// administrator defined, which maps to one base status.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct PresenceId(pub Uuid);
 
 impl PresenceId {
@@ -326,6 +332,7 @@ impl fmt::Display for PresenceId {
 
 /// An agent's presence: which presence, and the base status routing looks at.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Presence {
     pub id: PresenceId,
     pub base: BaseStatus,
@@ -433,6 +440,7 @@ impl LinkEntity {
 
 /// The two link slots of a conversation.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum LinkSlot {
     Customer,
     Case,
@@ -440,6 +448,7 @@ pub enum LinkSlot {
 
 /// A linked CRM record.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LinkedRecord {
     pub entity: LinkEntity,
     pub record: RecordId,
@@ -467,6 +476,7 @@ coded_enum!(
 
 /// Whether a conversation in wrap-up keeps holding the agent's capacity.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum WrapUpBlocking {
     /// Wrap-up holds capacity until the conversation closes.
     Always,
@@ -483,6 +493,7 @@ impl WrapUpBlocking {
 
 /// Who issued a command or caused an event.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Actor {
     Agent(AgentId),
     Supervisor(SupervisorId),
@@ -503,6 +514,7 @@ impl fmt::Display for Actor {
 
 /// Where a transfer goes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum TransferTarget {
     Agent(AgentId),
     Queue(QueueId),
@@ -510,6 +522,7 @@ pub enum TransferTarget {
 
 /// Why an offer was made.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum OfferOrigin {
     /// Push routing picked the agent.
     Routing,

@@ -17,6 +17,7 @@ use crate::model::{
 
 /// The whole state of one engine: what every decision reads.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct World {
     pub workstreams: BTreeMap<WorkstreamId, Workstream>,
     pub queues: BTreeMap<QueueId, Queue>,
@@ -26,6 +27,7 @@ pub struct World {
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Queue {
     pub config: QueueConfig,
     pub members: BTreeSet<AgentId>,
@@ -37,6 +39,7 @@ pub struct Queue {
 
 /// A dropped desktop connection, remembered until the agent returns.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Disconnection {
     pub at: Timestamp,
     pub previous: Presence,
@@ -46,6 +49,7 @@ pub struct Disconnection {
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Agent {
     pub profile: AgentProfile,
     pub signed_in: bool,
@@ -110,6 +114,7 @@ impl Agent {
 
 /// What an agent's session is for.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum SessionRole {
     /// An offer not (yet) accepted.
     Offer,
@@ -120,6 +125,7 @@ pub enum SessionRole {
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Session {
     pub number: SessionNo,
     pub agent: AgentId,
@@ -142,12 +148,14 @@ pub struct Session {
 
 /// Capacity a conversation holds on its primary agent.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct HeldCapacity {
     pub agent: AgentId,
     pub units: u32,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Conversation {
     pub id: ConversationId,
     pub channel: Channel,
