@@ -7,7 +7,7 @@ use omni_core::{
 
 use crate::Envelope;
 use crate::pb::{self, event_envelope::Event as Ev};
-use crate::wire::{Coded, id_string, optional_id_string};
+use crate::wire::{id_string, optional_id_string};
 
 impl From<&Envelope> for pb::EventEnvelope {
     fn from(envelope: &Envelope) -> Self {

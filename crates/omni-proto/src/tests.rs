@@ -11,7 +11,6 @@ use prost::Message;
 use uuid::Uuid;
 
 use crate::pb::{self, event_envelope::Event as Ev};
-use crate::wire::Coded;
 use crate::{DecodeError, Envelope, decode, encode, encode_to, stream_id_for};
 
 const CONVERSATION: ConversationId = ConversationId::from_u128(0xc0);

@@ -49,10 +49,9 @@ wire_ids!(
     PresenceId
 );
 
-/// A domain vocabulary that travels as its int32 code. `NAME` is what errors call it.
+/// A domain vocabulary that travels as its int32 code (encoding uses the inherent `code()`). `NAME` is what errors call it.
 pub(crate) trait Coded: Copy {
     const NAME: &'static str;
-    fn code(self) -> i32;
     fn from_code(code: i32) -> Option<Self>;
 }
 
@@ -61,9 +60,6 @@ macro_rules! core_coded {
     ($($ty:ident),+) => {$(
         impl Coded for $ty {
             const NAME: &'static str = stringify!($ty);
-            fn code(self) -> i32 {
-                $ty::code(self)
-            }
             fn from_code(code: i32) -> Option<Self> {
                 $ty::from_code(code)
             }
