@@ -1,6 +1,7 @@
 //! The one integration-test crate (one binary keeps link times low on small machines).
 
 mod architecture;
+mod cli;
 mod core_properties;
 mod core_rules;
 mod support;

@@ -1,0 +1,76 @@
+//! `omni`: replay and time travel over the event log, log inspection, and seeding.
+//!
+//! Every failure ends as one clear line on stderr and a non-zero exit.
+
+mod log_cmd;
+mod output;
+mod replay;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "omni", version, about = "omni: an event-sourced omnichannel conversation engine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Rebuild every projection from the log and print a summary.
+    Replay(replay::ReplayArgs),
+    /// Inspect or seed the event log.
+    #[command(subcommand)]
+    Log(log_cmd::LogCommand),
+}
+
+/// Where the embedded log lives.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DataDir {
+    /// The data directory holding the log.
+    #[arg(long, default_value = "./data")]
+    data: PathBuf,
+}
+
+impl DataDir {
+    /// The log directory inside the data directory.
+    pub fn log_dir(&self) -> PathBuf {
+        self.data.join("log")
+    }
+
+    /// Opens an existing log; a missing one is an error, never silently created.
+    pub fn open_existing(&self) -> anyhow::Result<omni_store::SledLog> {
+        let dir = self.log_dir();
+        if !dir.is_dir() {
+            anyhow::bail!(
+                "no event log at {} (create one with `omni log seed --data {}`)",
+                dir.display(),
+                self.data.display()
+            );
+        }
+        Ok(omni_store::SledLog::open(&dir)?)
+    }
+
+    /// Opens the log, creating it when missing.
+    pub fn open_or_create(&self) -> anyhow::Result<omni_store::SledLog> {
+        Ok(omni_store::SledLog::open(&self.log_dir())?)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Replay(args) => replay::run(args),
+        Command::Log(command) => log_cmd::run(command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("omni: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
