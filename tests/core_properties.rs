@@ -641,12 +641,25 @@ fn events_of<'a>(step: &'a Step<'a>) -> &'a [Event] {
 /// The presence an agent arriving now should get: the administrator's Away/Offline default,
 /// or the automatic one from capacity.
 fn arrival_presence(world: &World, agent: AgentId) -> BaseStatus {
-    let a = &world.agents[&agent];
-    match a.profile.default_presence.out_of_the_box_base() {
+    match world.agents[&agent]
+        .profile
+        .default_presence
+        .out_of_the_box_base()
+    {
         Some(base @ (BaseStatus::Away | BaseStatus::Offline)) => base,
-        _ if a.used_units == 0 => BaseStatus::Available,
-        _ if a.available_units() == 0 => BaseStatus::BusyDnd,
-        _ => BaseStatus::Busy,
+        _ => automatic_presence(world, agent),
+    }
+}
+
+/// Capacity free → Available, partly used → Busy, fully used → Busy-DND.
+fn automatic_presence(world: &World, agent: AgentId) -> BaseStatus {
+    let a = &world.agents[&agent];
+    if a.used_units == 0 {
+        BaseStatus::Available
+    } else if a.available_units() == 0 {
+        BaseStatus::BusyDnd
+    } else {
+        BaseStatus::Busy
     }
 }
 
@@ -814,14 +827,22 @@ pub fn check_disconnect_grace(step: &Step) {
     let d = step.before.agents[agent]
         .disconnected
         .expect("reconnect needs a disconnection");
+    let before = &step.before.agents[agent];
     let presence = step.after.agents[agent].presence;
-    if step.now < d.at.plus_secs(150) {
+    let capacity_changed = before.capacity_modified_at >= d.at;
+    if step.now >= d.at.plus_secs(150) {
+        assert_eq!(presence.base, arrival_presence(step.after, *agent));
+    } else if capacity_changed && !d.previous_sticky {
+        assert_eq!(
+            presence.base,
+            automatic_presence(step.after, *agent),
+            "capacity changed while away: presence is recalculated"
+        );
+    } else {
         assert_eq!(
             presence, d.previous,
             "within 150 s the previous presence returns"
         );
-    } else {
-        assert_eq!(presence.base, arrival_presence(step.after, *agent));
     }
 }
 

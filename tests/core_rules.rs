@@ -710,6 +710,39 @@ mod consult_and_transfer {
         ));
     }
 
+    /// Found by the simulation: a transfer offer withdrawn because the receiver dropped left
+    /// the transfer pending, and the next routed acceptance reported a transfer to a stranger.
+    #[test]
+    fn regression_a_withdrawn_transfer_offer_ends_the_transfer() {
+        let mut case = Case::standard();
+        case.sign_in(&[ANN, BOB, CID]);
+        case.active(1, CHAT, ANN);
+        case.given(Command::Transfer {
+            agent: ANN,
+            conversation: conversation(1),
+            target: TransferTarget::Agent(BOB),
+        });
+        let events = case.given(Command::Disconnect { agent: BOB });
+        assert_eq!(
+            names(&events),
+            [
+                "AgentDisconnected",
+                "PresenceUpdate",
+                "OfferWithdrawn",
+                "ConversationQueued"
+            ]
+        );
+        assert_eq!(case.conversation(conversation(1)).transfer_from, None);
+        let events = case.given(Command::Route {
+            conversation: conversation(1),
+        });
+        let EventKind::IncomingSessionRequest { session, agent, .. } = events[0].kind else {
+            panic!("routed: {events:?}");
+        };
+        let events = case.given(Command::Accept { agent, session });
+        assert_eq!(names(&events), ["SessionAccepted", "PresenceUpdate"]);
+    }
+
     /// DOMAIN.md leaves open whether a transfer to a queue nobody staffs closes the
     /// conversation or lets it wait. We refuse it: the agent keeps the customer.
     #[test]
@@ -927,6 +960,55 @@ mod presence {
         case.given(Command::Reconnect { agent: ANN });
         assert_eq!(case.agent(ANN).presence.base, BaseStatus::Available);
         assert_eq!(case.agent(ANN).used_units, 0);
+    }
+
+    /// Found by the simulation: a stale automatic Busy-DND came back on a timely reconnect
+    /// although the agent's only conversation had ended meanwhile, starving a free agent.
+    #[test]
+    fn regression_a_timely_reconnect_recalculates_presence_when_capacity_changed_meanwhile() {
+        let mut case = Case::standard();
+        let mut ws = Workstream::with_defaults(workstream_of(CHAT), "chat", Channel::LiveChat);
+        ws.wrap_up_blocking = WrapUpBlocking::Never;
+        case.given(Command::ConfigureWorkstream(ws));
+        case.given(Command::ProvisionAgent(profile(ANN, 1)));
+        case.sign_in(&[ANN]);
+        case.active(1, CHAT, ANN);
+        assert_eq!(case.agent(ANN).presence.base, BaseStatus::BusyDnd);
+        case.given(Command::Disconnect { agent: ANN });
+        case.given(Command::CustomerEnd {
+            conversation: conversation(1),
+        });
+        case.advance_secs(50);
+        case.given(Command::Reconnect { agent: ANN });
+        assert_eq!(case.agent(ANN).presence.base, BaseStatus::Available);
+        case.offered(2, CHAT, ANN);
+    }
+
+    #[test]
+    fn a_disconnected_agent_cannot_work_from_their_desktop() {
+        let mut case = sms_case();
+        let session = case.active(1, CHAT, ANN);
+        case.given(Command::Disconnect { agent: ANN });
+        for command in [
+            Command::Focus {
+                agent: ANN,
+                session,
+            },
+            Command::End {
+                agent: ANN,
+                conversation: conversation(1),
+            },
+            Command::Link {
+                agent: ANN,
+                conversation: Some(conversation(1)),
+                record: LinkedRecord {
+                    entity: LinkEntity::Account,
+                    record: RecordId::from_u128(1),
+                },
+            },
+        ] {
+            assert_eq!(case.rejected(command), Rejection::Disconnected(ANN));
+        }
     }
 
     #[test]

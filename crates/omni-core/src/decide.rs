@@ -314,6 +314,7 @@ impl<'w> Tx<'w> {
         status: ConversationStatus,
         action: &'static str,
     ) -> Result<&Conversation, Rejection> {
+        self.connected_agent(agent)?;
         let c = self.live_conversation(id)?;
         if c.primary != Some(agent) {
             return Err(Rejection::NotPrimary {
@@ -416,6 +417,12 @@ impl<'w> Tx<'w> {
             reason,
         };
         self.emit(kind);
+    }
+
+    /// Withdraws the pending offer of a conversation that stays open.
+    fn withdraw_offer_and_requeue(&mut self, id: ConversationId, reason: ClosureReason) {
+        self.withdraw_offer(id, reason);
+        self.requeue_failed_transfer(id);
     }
 
     /// Ends every consult; `transfer_to`'s tab survives for the transfer they are receiving.
@@ -618,7 +625,7 @@ impl<'w> Tx<'w> {
         let Some(s) = c.session(session.number) else {
             return;
         };
-        let (units, was_transfer, queue) = (s.units, c.transfer_from.is_some(), c.queue);
+        let units = s.units;
         self.emit(if timed_out {
             EventKind::OfferTimedOut {
                 session,
@@ -632,9 +639,19 @@ impl<'w> Tx<'w> {
                 units,
             }
         });
-        if was_transfer {
+        self.requeue_failed_transfer(session.conversation);
+    }
+
+    /// A transfer whose offer ended unaccepted is over: the conversation goes back to its
+    /// queue as a plain Open conversation, so no later acceptance reports the old transfer.
+    fn requeue_failed_transfer(&mut self, id: ConversationId) {
+        let Some(c) = self.conversation(id) else {
+            return;
+        };
+        if c.transfer_from.is_some() && c.status == ConversationStatus::Open {
+            let queue = c.queue;
             self.emit(EventKind::ConversationQueued {
-                conversation: session.conversation,
+                conversation: id,
                 queue,
                 reason: StatusReason::AwaitingAgentAssignment,
             });
@@ -752,6 +769,7 @@ impl<'w> Tx<'w> {
     }
 
     fn end_consult(&mut self, agent: AgentId, id: ConversationId, consultant: AgentId) -> Verdict {
+        self.connected_agent(agent)?;
         let c = self.live_conversation(id)?;
         let session = c
             .open_sessions()
@@ -812,6 +830,9 @@ impl<'w> Tx<'w> {
         media: MediaKind,
         action: MediaAction,
     ) -> Verdict {
+        if let Actor::Agent(agent) = actor {
+            self.connected_agent(agent)?;
+        }
         let c = self.live_conversation(id)?;
         match actor {
             Actor::Agent(agent) if c.primary != Some(agent) => {
@@ -903,6 +924,7 @@ impl<'w> Tx<'w> {
         entity: LinkEntity,
         record: RecordId,
     ) -> Verdict {
+        self.connected_agent(agent)?;
         let id = self.focused_or_given(agent, conversation)?;
         let c = self.live_conversation(id)?;
         if c.primary != Some(agent) {
@@ -951,7 +973,7 @@ impl<'w> Tx<'w> {
             sticky: false,
         });
         for conversation in offers {
-            self.withdraw_offer(conversation, ClosureReason::AgentDisconnected);
+            self.withdraw_offer_and_requeue(conversation, ClosureReason::AgentDisconnected);
         }
         Ok(())
     }
@@ -996,10 +1018,15 @@ impl<'w> Tx<'w> {
     }
 
     /// Back within the grace (strictly less than 150 s): the presence from before the
-    /// disconnect is restored. Later: presence is calculated afresh, as on arrival.
+    /// disconnect is restored. A manual Offline, Away or DND comes back as it was; any other
+    /// presence comes back too unless the agent's capacity changed meanwhile (a conversation
+    /// closed or a capacity change), which recalculates it as any close would: restoring a
+    /// stale automatic Busy-DND would starve a free agent. Past the grace, presence is
+    /// calculated afresh, as on arrival.
     fn reconnect(&mut self, agent: AgentId) -> Verdict {
         let a = self.agent_or_reject(agent)?;
         let d = a.disconnected.ok_or(Rejection::NotDisconnected(agent))?;
+        let capacity_changed = a.capacity_modified_at >= d.at;
         let grace_over = self.now >= d.at.plus_secs(AGENT_DISCONNECT_GRACE_SECS);
         if grace_over && !d.grace_expired {
             self.expire_disconnect_grace(agent);
@@ -1007,6 +1034,8 @@ impl<'w> Tx<'w> {
         self.emit(EventKind::AgentReconnected { agent });
         if grace_over {
             self.set_arrival_presence(agent);
+        } else if capacity_changed && !d.previous_sticky {
+            self.recalculate_presence(agent, true);
         } else {
             self.emit(EventKind::PresenceUpdate {
                 agent,
@@ -1047,7 +1076,7 @@ impl<'w> Tx<'w> {
             });
         }
         for conversation in offers {
-            self.withdraw_offer(conversation, ClosureReason::AgentDisconnected);
+            self.withdraw_offer_and_requeue(conversation, ClosureReason::AgentDisconnected);
         }
         for session in consults {
             self.emit(EventKind::ConsultEnded {
@@ -1188,7 +1217,7 @@ impl<'w> Tx<'w> {
                 available: a.free_units(),
             });
         }
-        self.withdraw_offer(id, ClosureReason::AgentReRouted);
+        self.withdraw_offer_and_requeue(id, ClosureReason::AgentReRouted);
         self.offer(id, agent, OfferOrigin::Supervisor(supervisor))?;
         Ok(())
     }
@@ -1540,7 +1569,7 @@ impl<'w> Tx<'w> {
             C::Reconnect { agent } => self.reconnect(agent),
             C::Accept { agent, session } => self.accept(agent, session),
             C::Reject { agent, session } => {
-                self.agent_or_reject(agent)?;
+                self.connected_agent(agent)?;
                 let c = self.live_conversation(session.conversation)?;
                 let s = c
                     .session(session.number)
@@ -1596,7 +1625,7 @@ impl<'w> Tx<'w> {
                 record,
             } => self.unlink(agent, conversation, entity, record),
             C::Focus { agent, session } => {
-                self.agent_or_reject(agent)?;
+                self.connected_agent(agent)?;
                 let c = self.live_conversation(session.conversation)?;
                 let worked = c.session(session.number).is_some_and(|s| {
                     s.agent == agent
