@@ -777,6 +777,22 @@ pub fn check_capacity_bounds(step: &Step) {
             agent.profile.capacity_units
         );
     }
+    for queue in step.after.queues.values() {
+        for slot in &queue.roster {
+            let agent = &step.after.agents[&slot.agent];
+            assert!(agent.queues.contains(&queue.config.id));
+            let mirrored = omni_core::RosterSlot {
+                agent: slot.agent,
+                last_assigned: slot.last_assigned,
+                connected: agent.is_connected(),
+                base: agent.presence.base,
+                free_units: agent.free_units(),
+                last_capacity_released_at: agent.last_capacity_released_at,
+                skill_filter: omni_core::skill_filter(&agent.profile.skills),
+            };
+            assert_eq!(*slot, mirrored, "the routing roster drifted from the agent");
+        }
+    }
     for event in events_of(step) {
         if let EventKind::ConsultStarted { consultant, .. } = &event.kind {
             assert_eq!(

@@ -227,6 +227,12 @@ fn touch<'a, K: Ord + Copy, V: Clone>(
 }
 
 impl Entities for Tx<'_> {
+    fn agent_ref(&self, id: AgentId) -> Option<&Agent> {
+        self.agent(id)
+    }
+    fn queue_ref(&self, id: QueueId) -> Option<&Queue> {
+        self.queue(id)
+    }
     fn agent_mut(&mut self, id: AgentId) -> Option<&mut Agent> {
         touch(&mut self.agents, &self.base.agents, id)
     }
@@ -682,7 +688,7 @@ impl<'w> Tx<'w> {
             TransferTarget::Queue(queue) => {
                 let q = self.queue_or_reject(queue)?;
                 self.workstream_of_queue(queue)?;
-                if q.members.is_empty() {
+                if !q.has_members() {
                     return Err(Rejection::QueueHasNoAgents {
                         queue,
                         conversation: id,
@@ -1172,7 +1178,7 @@ impl<'w> Tx<'w> {
             return Err(Rejection::AlreadyOffered { conversation: id });
         }
         let queue = self.queue_or_reject(c.queue)?;
-        if !queue.members.contains(&agent) {
+        if !queue.is_member(agent) {
             return Err(Rejection::NotMember {
                 agent,
                 queue: c.queue,
@@ -1438,7 +1444,7 @@ impl<'w> Tx<'w> {
 
     fn membership(&mut self, queue: QueueId, agent: AgentId, member: bool) -> Verdict {
         self.agent_or_reject(agent)?;
-        let is_member = self.queue_or_reject(queue)?.members.contains(&agent);
+        let is_member = self.queue_or_reject(queue)?.is_member(agent);
         match (member, is_member) {
             (true, true) => Err(Rejection::AlreadyMember { agent, queue }),
             (false, false) => Err(Rejection::NotMember { agent, queue }),

@@ -25,7 +25,8 @@ pub use event::{Event, EventKind};
 pub use model::*;
 pub use routing::{choose_agent, is_eligible};
 pub use state::{
-    Agent, Conversation, Disconnection, HeldCapacity, Queue, Session, SessionRole, World,
+    Agent, Conversation, Disconnection, HeldCapacity, Queue, RosterSlot, Session, SessionRole,
+    World, skill_filter,
 };
 pub use timers::{next_deadline, on_tick};
 

@@ -4,7 +4,7 @@ use std::cmp::Reverse;
 
 use crate::config::{CustomPresence, Workstream};
 use crate::model::{AgentId, AssignmentMethod, ConversationId, PresenceId, QueueId, WorkstreamId};
-use crate::state::{Agent, Conversation, Queue, World};
+use crate::state::{Agent, Conversation, Queue, RosterSlot, World, skill_filter};
 
 /// Read access shared by the [`World`] and `decide`'s overlay.
 pub(crate) trait View {
@@ -37,17 +37,22 @@ impl View for World {
 /// in an allowed presence, with free capacity for one more work item, holding every required
 /// skill, and not already in the conversation. Queue membership is the caller's part.
 pub fn is_eligible(agent: &Agent, conversation: &Conversation, ws: &Workstream) -> bool {
-    agent.is_connected()
-        && ws.allowed_presences.contains(&agent.presence.base)
-        && agent.free_units() >= ws.capacity_units
-        && conversation
-            .skills
-            .iter()
-            .all(|skill| agent.profile.skills.contains(skill))
-        && !agent
-            .open_sessions
-            .iter()
-            .any(|s| s.conversation == conversation.id)
+    may_take(&RosterSlot::of(agent), conversation, ws) && has_skills(agent, conversation)
+}
+
+/// Everything but skills, from what a queue's roster holds.
+fn may_take(slot: &RosterSlot, conversation: &Conversation, ws: &Workstream) -> bool {
+    slot.connected
+        && ws.allowed_presences.contains(&slot.base)
+        && slot.free_units >= ws.capacity_units
+        && conversation.open_session_of(slot.agent).is_none()
+}
+
+fn has_skills(agent: &Agent, conversation: &Conversation) -> bool {
+    conversation
+        .skills
+        .iter()
+        .all(|skill| agent.profile.skills.contains(skill))
 }
 
 /// The agent the conversation's queue would offer it to now, if any.
@@ -64,37 +69,49 @@ pub fn choose_agent(world: &World, conversation: ConversationId) -> Option<Agent
 pub(crate) fn choose(view: &impl View, conversation: &Conversation) -> Option<AgentId> {
     let queue = view.queue(conversation.queue)?;
     let ws = view.workstream(queue.config.workstream)?;
-    let mut best: Option<(RankKey, AgentId)> = None;
-    for &id in &queue.members {
-        let Some(agent) = view.agent(id) else {
-            continue;
-        };
-        if !is_eligible(agent, conversation, ws) {
+    let needed = skill_filter(&conversation.skills);
+    let mut best: Option<RankKey> = None;
+    for slot in &queue.roster {
+        if !may_take(slot, conversation, ws) || slot.skill_filter & needed != needed {
             continue;
         }
-        let key = rank(queue, agent, conversation.declined_by.contains(&id));
-        if best.as_ref().is_none_or(|(b, _)| key < *b) {
-            best = Some((key, id));
+        // The filter only rules agents out; the skills themselves live on the agent.
+        if !conversation.skills.is_empty()
+            && !view
+                .agent(slot.agent)
+                .is_some_and(|agent| has_skills(agent, conversation))
+        {
+            continue;
+        }
+        let key = rank(
+            queue.config.method,
+            slot,
+            conversation.declined_by.contains(&slot.agent),
+        );
+        if best.as_ref().is_none_or(|b| key < *b) {
+            best = Some(key);
         }
     }
-    best.map(|(_, id)| id)
+    best.map(|(.., id)| id)
 }
 
 /// Smaller ranks first. Ties always end on the agent id, so the choice is deterministic.
 type RankKey = (bool, Reverse<u32>, i64, AgentId);
 
-fn rank(queue: &Queue, agent: &Agent, declined: bool) -> RankKey {
-    let id = agent.profile.id;
-    // Never assigned in this queue sorts before every assignment time.
-    let last_assigned = queue.last_assigned.get(&id).map_or(i64::MIN, |t| t.0);
-    match queue.config.method {
-        AssignmentMethod::HighestCapacity => {
-            (declined, Reverse(agent.free_units()), last_assigned, id)
-        }
-        AssignmentMethod::AdvancedRoundRobin => (declined, Reverse(0), last_assigned, id),
+fn rank(method: AssignmentMethod, slot: &RosterSlot, declined: bool) -> RankKey {
+    // Never assigned in this queue (or never released) sorts before every time.
+    let last_assigned = slot.last_assigned.map_or(i64::MIN, |t| t.0);
+    match method {
+        AssignmentMethod::HighestCapacity => (
+            declined,
+            Reverse(slot.free_units),
+            last_assigned,
+            slot.agent,
+        ),
+        AssignmentMethod::AdvancedRoundRobin => (declined, Reverse(0), last_assigned, slot.agent),
         AssignmentMethod::LeastActive => {
-            let released = agent.last_capacity_released_at.map_or(i64::MIN, |t| t.0);
-            (declined, Reverse(0), released, id)
+            let released = slot.last_capacity_released_at.map_or(i64::MIN, |t| t.0);
+            (declined, Reverse(0), released, slot.agent)
         }
     }
 }

@@ -9,10 +9,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::config::{AgentProfile, CustomPresence, QueueConfig, Workstream};
 use crate::event::{Event, EventKind};
 use crate::model::{
-    AgentId, CallActivity, Channel, ClosureReason, ConversationId, ConversationStatus, LinkSlot,
-    LinkedRecord, MediaKind, MediaState, OfferOrigin, Presence, PresenceId, PresenceSource,
-    QueueId, SessionNo, SessionRef, SessionStatus, StatusReason, TabOutcome, Timestamp,
-    TransferTarget, WorkstreamId,
+    AgentId, BaseStatus, CallActivity, Channel, ClosureReason, ConversationId, ConversationStatus,
+    LinkSlot, LinkedRecord, MediaKind, MediaState, OfferOrigin, Presence, PresenceId,
+    PresenceSource, QueueId, SessionNo, SessionRef, SessionStatus, StatusReason, TabOutcome,
+    Timestamp, TransferTarget, WorkstreamId,
 };
 
 /// The whole state of one engine: what every decision reads.
@@ -30,11 +30,72 @@ pub struct World {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Queue {
     pub config: QueueConfig,
-    pub members: BTreeSet<AgentId>,
-    /// When each member was last offered work from this queue (advanced round robin).
-    pub last_assigned: BTreeMap<AgentId, Timestamp>,
+    /// The members, sorted by agent id, with what routing reads about each: a dense copy
+    /// kept current by `fold`, so choosing an agent touches one contiguous vector instead of
+    /// looking every member up in the agent map.
+    pub roster: Vec<RosterSlot>,
     /// Open conversations with no offer out, oldest first: the queue's backlog.
     pub backlog: BTreeSet<(Timestamp, ConversationId)>,
+}
+
+/// One member of a queue as routing sees them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct RosterSlot {
+    pub agent: AgentId,
+    /// When this queue last offered the member work (advanced round robin).
+    pub last_assigned: Option<Timestamp>,
+    /// The rest mirrors the agent.
+    pub connected: bool,
+    pub base: BaseStatus,
+    pub free_units: u32,
+    pub last_capacity_released_at: Option<Timestamp>,
+    /// A one-sided filter of the agent's skills ([`skill_filter`]): a bit missing here means
+    /// a skill is missing, so routing looks the agent up only when all bits are present.
+    pub skill_filter: u64,
+}
+
+/// One bit per skill, chosen by a stable hash (FNV-1a) so snapshots stay deterministic.
+pub fn skill_filter<'a>(skills: impl IntoIterator<Item = &'a String>) -> u64 {
+    skills.into_iter().fold(0, |filter, skill| {
+        let hash = skill.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        filter | 1 << (hash % 64)
+    })
+}
+
+impl RosterSlot {
+    /// The slot mirroring `agent`, not yet assigned anything in this queue.
+    pub(crate) fn of(agent: &Agent) -> RosterSlot {
+        RosterSlot {
+            agent: agent.profile.id,
+            last_assigned: None,
+            connected: agent.is_connected(),
+            base: agent.presence.base,
+            free_units: agent.free_units(),
+            last_capacity_released_at: agent.last_capacity_released_at,
+            skill_filter: skill_filter(&agent.profile.skills),
+        }
+    }
+}
+
+impl Queue {
+    fn slot(&self, agent: AgentId) -> Result<usize, usize> {
+        self.roster.binary_search_by_key(&agent, |slot| slot.agent)
+    }
+
+    pub fn is_member(&self, agent: AgentId) -> bool {
+        self.slot(agent).is_ok()
+    }
+
+    pub fn members(&self) -> impl Iterator<Item = AgentId> + '_ {
+        self.roster.iter().map(|slot| slot.agent)
+    }
+
+    pub fn has_members(&self) -> bool {
+        !self.roster.is_empty()
+    }
 }
 
 /// A dropped desktop connection, remembered until the agent returns.
@@ -279,6 +340,8 @@ impl Conversation {
 
 /// Entity access shared by the [`World`] and `decide`'s overlay, so both fold the same way.
 pub(crate) trait Entities {
+    fn agent_ref(&self, id: AgentId) -> Option<&Agent>;
+    fn queue_ref(&self, id: QueueId) -> Option<&Queue>;
     fn agent_mut(&mut self, id: AgentId) -> Option<&mut Agent>;
     fn conversation_mut(&mut self, id: ConversationId) -> Option<&mut Conversation>;
     fn queue_mut(&mut self, id: QueueId) -> Option<&mut Queue>;
@@ -290,6 +353,12 @@ pub(crate) trait Entities {
 }
 
 impl Entities for World {
+    fn agent_ref(&self, id: AgentId) -> Option<&Agent> {
+        self.agents.get(&id)
+    }
+    fn queue_ref(&self, id: QueueId) -> Option<&Queue> {
+        self.queues.get(&id)
+    }
     fn agent_mut(&mut self, id: AgentId) -> Option<&mut Agent> {
         self.agents.get_mut(&id)
     }
@@ -324,6 +393,9 @@ pub(crate) fn fold(s: &mut impl Entities, event: &Event) {
         .and_then(|id| s.conversation_mut(id))
         .and_then(|c| c.backlog_key());
     fold_entities(s, at, &event.kind);
+    if let Some(agent) = event.kind.agent() {
+        refresh_roster(s, agent);
+    }
     if let Some(id) = conversation {
         let backlog_after = s.conversation_mut(id).and_then(|c| c.backlog_key());
         if backlog_before != backlog_after {
@@ -341,6 +413,32 @@ pub(crate) fn fold(s: &mut impl Entities, event: &Event) {
     }
 }
 
+/// Mirrors the agent into their slot of each of their queues. A slot is written only when it
+/// changes, so events that leave routing alone (focus, unread messages) copy no queue.
+fn refresh_roster(s: &mut impl Entities, id: AgentId) {
+    let Some(agent) = s.agent_ref(id) else {
+        return;
+    };
+    let queues: Vec<QueueId> = agent.queues.iter().copied().collect();
+    let mirrored = RosterSlot::of(agent);
+    for queue in queues {
+        let stale = s.queue_ref(queue).and_then(|q| {
+            let at = q.slot(id).ok()?;
+            let current = q.roster[at];
+            let updated = RosterSlot {
+                last_assigned: current.last_assigned,
+                ..mirrored
+            };
+            (current != updated).then_some((at, updated))
+        });
+        if let Some((at, updated)) = stale {
+            if let Some(q) = s.queue_mut(queue) {
+                q.roster[at] = updated;
+            }
+        }
+    }
+}
+
 fn fold_entities(s: &mut impl Entities, at: Timestamp, kind: &EventKind) {
     use EventKind as E;
     match kind {
@@ -349,8 +447,7 @@ fn fold_entities(s: &mut impl Entities, at: Timestamp, kind: &EventKind) {
             Some(q) => q.config = config.clone(),
             None => s.insert_queue(Queue {
                 config: config.clone(),
-                members: BTreeSet::new(),
-                last_assigned: BTreeMap::new(),
+                roster: Vec::new(),
                 backlog: BTreeSet::new(),
             }),
         },
@@ -381,11 +478,23 @@ fn fold_entities(s: &mut impl Entities, at: Timestamp, kind: &EventKind) {
             member,
         } => {
             if let Some(q) = s.queue_mut(*queue) {
-                if *member {
-                    q.members.insert(*agent);
-                } else {
-                    q.members.remove(agent);
-                    q.last_assigned.remove(agent);
+                match (q.slot(*agent), *member) {
+                    (Err(at), true) => q.roster.insert(
+                        at,
+                        RosterSlot {
+                            agent: *agent,
+                            last_assigned: None,
+                            connected: false,
+                            base: BaseStatus::Offline,
+                            free_units: 0,
+                            last_capacity_released_at: None,
+                            skill_filter: 0,
+                        },
+                    ),
+                    (Ok(at), false) => {
+                        q.roster.remove(at);
+                    }
+                    _ => {}
                 }
             }
             if let Some(a) = s.agent_mut(*agent) {
@@ -521,7 +630,9 @@ fn fold_entities(s: &mut impl Entities, at: Timestamp, kind: &EventKind) {
                 a.open_sessions.insert(*session);
             }
             if let Some(q) = queue.and_then(|q| s.queue_mut(q)) {
-                q.last_assigned.insert(*agent, at);
+                if let Ok(slot) = q.slot(*agent) {
+                    q.roster[slot].last_assigned = Some(at);
+                }
             }
         }
         E::SessionAccepted {

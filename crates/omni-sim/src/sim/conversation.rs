@@ -501,9 +501,8 @@ fn pick_member(
     let candidates: Vec<AgentId> = world
         .queues
         .get(&queue)?
-        .members
-        .iter()
-        .filter_map(|id| world.agents.get(id))
+        .members()
+        .filter_map(|id| world.agents.get(&id))
         .filter(|a| fits(a))
         .map(|a| a.profile.id)
         .collect();
