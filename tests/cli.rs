@@ -125,7 +125,10 @@ fn a_missing_data_directory_is_one_clear_line() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("no event log at /nonexistent/omni-data/log"), "{err}");
+    assert!(
+        err.contains("no event log at /nonexistent/omni-data/log"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -247,8 +250,15 @@ fn events_from_a_newer_schema_are_counted_reported_and_left_alone() {
     }
     let (out, json) = replay_json(&dir, &[]);
     assert!(!out.status.success());
-    assert_eq!(json.expect("summary still printed")["summary"]["unknown_events"], 1);
-    assert!(stderr(&out).contains("1 event(s) from a newer schema"), "{}", stderr(&out));
+    assert_eq!(
+        json.expect("summary still printed")["summary"]["unknown_events"],
+        1
+    );
+    assert!(
+        stderr(&out).contains("1 event(s) from a newer schema"),
+        "{}",
+        stderr(&out)
+    );
     let stats = omni(&["log", "stats", "--data", dir.arg(), "--json"]);
     let stats: Value = serde_json::from_slice(&stats.stdout).expect("stats json");
     assert_eq!(stats["unknown_events"], 1);
