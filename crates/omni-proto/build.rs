@@ -5,7 +5,9 @@ use std::error::Error;
 use std::path::{Path, PathBuf};
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time: a build script binary can be reused for a checkout in another place.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")?;
+    let root = Path::new(&manifest_dir).join("../../proto");
     // Cargo scans a directory given here recursively, so an added file counts too.
     println!("cargo:rerun-if-changed={}", root.display());
 
