@@ -393,8 +393,13 @@ pub(crate) fn fold(s: &mut impl Entities, event: &Event) {
         .and_then(|id| s.conversation_mut(id))
         .and_then(|c| c.backlog_key());
     fold_entities(s, at, &event.kind);
-    if let Some(agent) = event.kind.agent() {
-        refresh_roster(s, agent);
+    if let Some(agent) = routing_change(&event.kind) {
+        // A new slot or new skills: only then is the skill filter (re)computed.
+        let skills_changed = matches!(
+            event.kind,
+            EventKind::AgentProvisioned(_) | EventKind::QueueMembershipChanged { .. }
+        );
+        refresh_roster(s, agent, skills_changed);
     }
     if let Some(id) = conversation {
         let backlog_after = s.conversation_mut(id).and_then(|c| c.backlog_key());
@@ -413,20 +418,64 @@ pub(crate) fn fold(s: &mut impl Entities, event: &Event) {
     }
 }
 
+/// The agent whose routing view (presence, connection, capacity, membership) this event can
+/// change. Unread messages, focus, consults and the like leave it alone and cost nothing here;
+/// the roster property test catches a kind missing from this list.
+fn routing_change(kind: &EventKind) -> Option<AgentId> {
+    use EventKind as E;
+    match kind {
+        E::AgentProvisioned(profile) => Some(profile.id),
+        E::AgentCapacityChanged { agent, .. }
+        | E::QueueMembershipChanged { agent, .. }
+        | E::AgentSignedIn { agent }
+        | E::AgentSignedOut { agent }
+        | E::PresenceUpdate { agent, .. }
+        | E::AgentDisconnected { agent, .. }
+        | E::AgentReconnected { agent }
+        | E::AgentDisconnectGraceExpired { agent }
+        | E::IncomingSessionRequest { agent, .. }
+        | E::SessionAccepted { agent, .. }
+        | E::OfferRejected { agent, .. }
+        | E::OfferTimedOut { agent, .. }
+        | E::OfferWithdrawn { agent, .. }
+        | E::CapacityReleased { agent, .. }
+        | E::ConversationResumed { agent, .. } => Some(*agent),
+        _ => None,
+    }
+}
+
 /// Mirrors the agent into their slot of each of their queues. A slot is written only when it
-/// changes, so events that leave routing alone (focus, unread messages) copy no queue.
-fn refresh_roster(s: &mut impl Entities, id: AgentId) {
+/// changes, so a queue is copied into `decide`'s overlay only when routing would see a
+/// difference. Skills are hashed only when `skills_changed`.
+fn refresh_roster(s: &mut impl Entities, id: AgentId, skills_changed: bool) {
     let Some(agent) = s.agent_ref(id) else {
         return;
     };
+    let mirrored = RosterSlot {
+        agent: id,
+        last_assigned: None,
+        connected: agent.is_connected(),
+        base: agent.presence.base,
+        free_units: agent.free_units(),
+        last_capacity_released_at: agent.last_capacity_released_at,
+        skill_filter: if skills_changed {
+            skill_filter(&agent.profile.skills)
+        } else {
+            0
+        },
+    };
     let queues: Vec<QueueId> = agent.queues.iter().copied().collect();
-    let mirrored = RosterSlot::of(agent);
     for queue in queues {
         let stale = s.queue_ref(queue).and_then(|q| {
             let at = q.slot(id).ok()?;
             let current = q.roster[at];
             let updated = RosterSlot {
                 last_assigned: current.last_assigned,
+                skill_filter: if skills_changed {
+                    mirrored.skill_filter
+                } else {
+                    current.skill_filter
+                },
                 ..mirrored
             };
             (current != updated).then_some((at, updated))
