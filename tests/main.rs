@@ -4,4 +4,5 @@ mod architecture;
 mod cli;
 mod core_properties;
 mod core_rules;
+mod store_crash;
 mod support;

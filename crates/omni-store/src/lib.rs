@@ -22,6 +22,7 @@
 //! group commit, durability and torn-tail design). A NATS JetStream backend
 //! is expected to implement the same trait.
 
+mod index;
 mod record;
 pub mod sled_log;
 
@@ -144,6 +145,33 @@ impl fmt::Display for ExpectedVersion {
             ExpectedVersion::Any => f.write_str("any version"),
             ExpectedVersion::NoStream => f.write_str("no stream"),
             ExpectedVersion::Exact(v) => write!(f, "version {v}"),
+        }
+    }
+}
+
+/// One append of a batch handed to [`EventLog::append_many`]: the same three
+/// arguments [`EventLog::append`] takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendRequest {
+    /// The stream appended to.
+    pub stream: String,
+    /// The optimistic concurrency check for this request alone.
+    pub expected: ExpectedVersion,
+    /// The events, appended atomically and contiguously.
+    pub events: Vec<NewEvent>,
+}
+
+impl AppendRequest {
+    /// Builds a request.
+    pub fn new(
+        stream: impl Into<String>,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Self {
+        Self {
+            stream: stream.into(),
+            expected,
+            events,
         }
     }
 }
@@ -335,6 +363,28 @@ pub trait EventLog: Send + Sync {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError>;
+
+    /// Applies `requests` in order, as if each were passed to
+    /// [`append`](EventLog::append) one after the other, and returns one
+    /// answer per request, in the same order.
+    ///
+    /// Each request keeps its own expected-version check, atomicity and
+    /// idempotency: a refused request writes nothing and does not affect the
+    /// others, and later requests see what earlier ones wrote (so a batch may
+    /// append version 1 and then `Exact(1)` to the same stream). Global
+    /// positions follow the request order. Returns once every written event
+    /// is durable. Resending a whole batch after an error or a crash is safe:
+    /// the requests that were stored answer with their original positions.
+    ///
+    /// Why: seeding a log and pipelined writers have many small appends ready
+    /// at once; a backend can then pay one flush for all of them instead of
+    /// one per request. The default implementation loops over `append`.
+    fn append_many(&self, requests: Vec<AppendRequest>) -> Vec<Result<AppendResult, StoreError>> {
+        requests
+            .into_iter()
+            .map(|r| self.append(&r.stream, r.expected, r.events))
+            .collect()
+    }
 
     /// Reads up to `max` events of `stream` starting at `from_version`
     /// (1-based; 0 is treated as 1), in version order.

@@ -2,14 +2,28 @@
 //!
 //! # Layout
 //!
-//! | tree        | key                                   | value                         |
-//! |-------------|---------------------------------------|-------------------------------|
-//! | `events`    | first position of a chunk (u64 BE)    | consecutive framed records    |
-//! | `streams`   | stream name, `0x00`, version (u64 BE) | position (u64 BE)             |
-//! | `ids`       | event id (16 bytes)                   | position (u64 BE)             |
-//! | `meta`      | `head`                                | committed head (u64 BE)       |
-//! | `meta`      | `checkpoint/<name>`                   | position (u64 BE)             |
-//! | `snapshots` | snapshot name                         | framed snapshot               |
+//! | tree        | key                                         | value                                  |
+//! |-------------|---------------------------------------------|----------------------------------------|
+//! | `events`    | first position of a chunk (u64 BE)          | consecutive framed records             |
+//! | `streams`   | stream name, `0x00`, first version (u64 BE) | positions of consecutive versions      |
+//! | `ids`       | lower bound of a bucket's ids (16 bytes)    | sorted `(id, position)` entries        |
+//! | `meta`      | `head`                                      | committed head (u64 BE)                |
+//! | `meta`      | `indexed`                                   | head the `streams` runs reach (u64 BE) |
+//! | `meta`      | `format`                                    | layout version (u64 BE), see `FORMAT`  |
+//! | `meta`      | `checkpoint/<name>`                         | position (u64 BE)                      |
+//! | `snapshots` | snapshot name                               | framed snapshot                        |
+//!
+//! The two indexes are packed too (see the `index` module), instead of two
+//! sled items per event, which capped throughput near 60k events/s because
+//! sled costs a few microseconds per item: a commit rewrites one or two `ids`
+//! buckets for time-ordered ids, and the `streams` runs of the latest
+//! appends are kept in memory (`Shared::pending_runs`, consulted by every
+//! stream read) and written every `PENDING_RUNS_MAX` events, one item per
+//! stream, together with `meta/indexed`. They are derived from the records,
+//! so `open` rebuilds the runs above `meta/indexed` after a crash (and a
+//! clean close writes them). The writer also remembers the version of
+//! recently used streams and the greatest stored id, so deciding an append to
+//! a hot stream with a fresh (time-ordered) id reads nothing from sled.
 //!
 //! Records are stored in small **chunks**: one sled value holds the frames of
 //! consecutive positions (up to [`CHUNK_MAX_RECORDS`] records or
@@ -26,16 +40,19 @@
 //! # Durability and group commit
 //!
 //! Appends are validated and written by a single writer thread fed through a
-//! channel. The writer takes one request, drains every other pending request,
-//! decides all of them against the current state (plus what earlier requests
-//! of the same group will write), writes the chunks, index entries and the
-//! new committed head in **one sled transaction across the four trees**,
-//! calls `Db::flush` **once** and then `fdatasync`s sled's data file (sled's
-//! flush uses `sync_file_range`, which survives a process crash but neither
-//! flushes the drive cache nor the file size, so it alone does not survive a
-//! power cut), publishes the new head to readers and only then answers every
-//! appender of the group. N concurrent appenders therefore share one flush,
-//! and no append is acknowledged before it is on disk.
+//! channel. The writer takes one job (an `append`, or all the requests of an
+//! `append_many`, kept in order), drains every other pending job, decides
+//! all their requests in arrival order against the current state (plus what
+//! earlier requests of the same group will write), writes the chunks, index
+//! items and the new committed head in **one sled transaction across the
+//! four trees**, calls `Db::flush` **once** and then `fdatasync`s sled's data
+//! file (sled's flush uses `sync_file_range`, which survives a process crash
+//! but neither flushes the drive cache nor the file size, so it alone does
+//! not survive a power cut), publishes the new head to readers and only then
+//! answers every appender of the group. N concurrent appenders therefore share one flush,
+//! and no append is acknowledged before it is on disk. A group holds at most
+//! `MAX_GROUP_EVENTS` events; a larger `append_many` is written as
+//! consecutive groups, still in order.
 //! If a write or flush fails the writer refuses every later append (its
 //! in-memory view can no longer be trusted); reopening recovers whatever
 //! reached the disk, and an appender that got the error can retry with the
@@ -49,14 +66,15 @@
 //! every acknowledged append is at or below it (it was flushed before the
 //! answer). Anything stored above it — records of a half-applied batch, or
 //! records written by anything other than a completed commit — is a torn tail.
-//! On open, those records are decoded to find their index entries; chunks
-//! above the head are deleted, the chunk holding the head is cut right after
-//! the head's record, and the index entries are deleted, all in one
-//! transaction that is flushed, with a `tracing::warn!` naming the cut range.
-//! If a torn record is too damaged to decode, both indexes are scanned for
-//! entries above the head instead. Nothing at or below the committed head is
-//! ever cut: a missing or damaged head record is acknowledged data and makes
-//! `open` fail with [`StoreError::Corrupt`] naming the position.
+//! On open, those records are decoded to find the stream runs and id buckets
+//! that may mention them; chunks above the head are deleted, the chunk
+//! holding the head is cut right after the head's record, and those runs and
+//! buckets lose their entries above the head, all in one transaction that is
+//! flushed, with a `tracing::warn!` naming the cut range. If a torn record is
+//! too damaged to decode, both indexes are scanned for entries above the head
+//! instead. Nothing at or below the committed head is ever cut: a missing or
+//! damaged head record is acknowledged data and makes `open` fail with
+//! [`StoreError::Corrupt`] naming the position.
 //!
 //! Readers only ever look at positions up to the published head, so they
 //! never see an append before it is durable.
@@ -67,16 +85,18 @@
 //! sled page holds at most 17 items, so this needs several events with
 //! payloads well above 4 KiB next to each other; those survive a process
 //! crash but, until sled's next periodic full sync (every 500 ms), not
-//! necessarily a power cut. Keep payloads small (large media belongs in a
-//! blob store, referenced by the event).
+//! necessarily a power cut. Index items stay below 3 KiB (`index::RUN_MAX`,
+//! `index::BUCKET_MAX`), so their pages never reach that threshold. Keep
+//! payloads small (large media belongs in a blob store, referenced by the
+//! event).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::fs::File;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex, RwLock, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -84,13 +104,19 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{IVec, Transactional, Tree};
 use uuid::Uuid;
 
+use crate::index::{self, stream_key};
 use crate::record;
 use crate::{
-    AppendResult, EventLog, EventRef, ExpectedVersion, MAX_PAYLOAD_BYTES, NewEvent, RecordedEvent,
-    Snapshot, StoreError, Subscription, SubscriptionSource, validate_stream_name,
+    AppendRequest, AppendResult, EventLog, EventRef, ExpectedVersion, MAX_PAYLOAD_BYTES, NewEvent,
+    RecordedEvent, Snapshot, StoreError, Subscription, SubscriptionSource, validate_stream_name,
 };
 
 pub(crate) const HEAD_KEY: &[u8] = b"head";
+/// Key of the layout version in `meta`.
+const FORMAT_KEY: &[u8] = b"format";
+/// Layout version this code reads and writes: 2 has the packed indexes of
+/// [`index`]. (Version 1, one index item per event, was never released.)
+const FORMAT: u64 = 2;
 const CHECKPOINT_PREFIX: &[u8] = b"checkpoint/";
 /// A chunk is closed once it holds this many records...
 pub const CHUNK_MAX_RECORDS: u64 = 64;
@@ -102,6 +128,13 @@ pub const CHUNK_MAX_BYTES: usize = 4 * 1024;
 /// Upper bound on the events one group commit writes, to bound the latency of
 /// the appenders queued behind a burst.
 const MAX_GROUP_EVENTS: usize = 16 * 1024;
+/// Streams whose version the writer remembers between groups.
+const VERSION_CACHE_MAX: usize = 64 * 1024;
+/// Key in `meta` of the head up to which the stream runs are in the
+/// `streams` tree; the runs above it are [pending](Shared::pending_runs).
+const INDEXED_KEY: &[u8] = b"indexed";
+/// Pending stream-run positions that make the next commit write them all.
+const PENDING_RUNS_MAX: usize = 8 * 1024;
 /// Page size used by subscriptions while catching up.
 const SUBSCRIPTION_PAGE: usize = 1024;
 
@@ -127,6 +160,15 @@ pub(crate) struct Shared {
     pub(crate) ids: Tree,
     pub(crate) meta: Tree,
     pub(crate) snapshots: Tree,
+    /// Stream runs not written to the `streams` tree yet, by stream: the
+    /// positions of each stream's latest versions above [`INDEXED_KEY`].
+    /// Why: one run item per stream per commit costs a sled insert per event
+    /// when every append goes to another stream (the common case: many
+    /// interactions, one or two events each); written every
+    /// [`PENDING_RUNS_MAX`] events instead, they cost next to nothing. They
+    /// are derived data: after a crash, `open` rebuilds them from the
+    /// records above the indexed head.
+    pending_runs: RwLock<HashMap<String, PendingRun>>,
     /// Last durable position; readers never look beyond it.
     head: AtomicU64,
     /// Set when the writer has stopped, so subscribers stop waiting.
@@ -186,25 +228,6 @@ fn chunk_key(key: &[u8], near: u64) -> Result<u64, StoreError> {
         position: near,
         reason: format!("malformed chunk key of {} bytes", key.len()),
     })
-}
-
-fn stream_prefix(stream: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(stream.len() + 9);
-    k.extend_from_slice(stream.as_bytes());
-    k.push(0);
-    k
-}
-
-pub(crate) fn stream_key(stream: &str, version: u64) -> Vec<u8> {
-    let mut k = stream_prefix(stream);
-    k.extend_from_slice(&version.to_be_bytes());
-    k
-}
-
-/// Parses a `streams` entry into `(version, position)`.
-fn parse_stream_entry(key: &[u8], value: &[u8]) -> Option<(u64, u64)> {
-    let version = parse_u64(key.get(key.len().checked_sub(8)?..)?)?;
-    Some((version, parse_u64(value)?))
 }
 
 fn checkpoint_key(name: &str) -> Vec<u8> {
@@ -392,30 +415,33 @@ impl Shared {
 
     /// Version of `stream` considering only entries at or below `head`.
     fn stream_version_at(&self, stream: &str, head: u64) -> Result<u64, StoreError> {
-        for item in self.streams.scan_prefix(stream_prefix(stream)).rev() {
-            let (k, v) = item.map_err(backend("stream_version"))?;
-            let (version, position) =
-                parse_stream_entry(&k, &v).ok_or_else(|| StoreError::Corrupt {
-                    position: 0,
-                    reason: format!("malformed stream index entry for {stream:?}"),
-                })?;
-            if position <= head {
-                // Cross-check the entry with its record: a stale entry would
-                // silently shift every later version of the stream.
-                let (s, v) =
-                    self.with_record(position, |ev| (ev.stream == stream, ev.stream_version))?;
-                if !s || v != version {
-                    return Err(StoreError::Corrupt {
-                        position,
-                        reason: format!(
-                            "stream index says {stream:?} version {version} but the record differs"
-                        ),
-                    });
-                }
-                return Ok(version);
-            }
+        let pending = self.pending_runs().get(stream).and_then(|run| {
+            let i = run.positions.iter().rposition(|&p| p <= head)?;
+            Some((run.first_version + i as u64, run.positions[i]))
+        });
+        let last = match pending {
+            Some(last) => Some(last),
+            None => index::last_stream_entry(&self.streams, stream, head)?,
+        };
+        let Some((version, position)) = last else {
+            return Ok(0);
+        };
+        // Cross-check the entry with its record: a stale entry would silently
+        // shift every later version of the stream.
+        let (s, v) = self.with_record(position, |ev| (ev.stream == stream, ev.stream_version))?;
+        if !s || v != version {
+            return Err(StoreError::Corrupt {
+                position,
+                reason: format!(
+                    "stream index says {stream:?} version {version} but the record differs"
+                ),
+            });
         }
-        Ok(0)
+        Ok(version)
+    }
+
+    fn pending_runs(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, PendingRun>> {
+        self.pending_runs.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Makes everything written so far durable: sled's flush, then a real
@@ -439,7 +465,7 @@ impl Shared {
 /// before reopening the same directory.
 pub struct SledLog {
     pub(crate) shared: Arc<Shared>,
-    tx: Option<mpsc::Sender<AppendRequest>>,
+    tx: Option<mpsc::Sender<Job>>,
     writer: Option<JoinHandle<()>>,
 }
 
@@ -452,11 +478,17 @@ impl fmt::Debug for SledLog {
     }
 }
 
-struct AppendRequest {
-    stream: String,
-    expected: ExpectedVersion,
-    events: Vec<NewEvent>,
-    reply: mpsc::SyncSender<Result<AppendResult, StoreError>>,
+/// What an appender hands the writer: valid requests to apply in order, and
+/// where to send their answers (one per request, in the same order).
+struct Job {
+    requests: Vec<AppendRequest>,
+    reply: mpsc::SyncSender<Vec<Result<AppendResult, StoreError>>>,
+}
+
+impl Job {
+    fn n_events(&self) -> usize {
+        self.requests.iter().map(|r| r.events.len()).sum()
+    }
 }
 
 impl SledLog {
@@ -482,6 +514,7 @@ impl SledLog {
             ids: tree("ids")?,
             meta: tree("meta")?,
             snapshots: tree("snapshots")?,
+            pending_runs: RwLock::new(HashMap::new()),
             db,
             data_file,
             head: AtomicU64::new(0),
@@ -492,13 +525,18 @@ impl SledLog {
             events_written: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
         };
+        check_format(&shared).map_err(open_err)?;
         let (head, tail) = recover(&shared)?;
+        let pending_count = rebuild_pending_runs(&shared, head)?;
         shared.head.store(head, Ordering::Release);
         let shared = Arc::new(shared);
         let (tx, rx) = mpsc::channel();
         let mut writer = Writer {
+            max_id: index::max_id(&shared.ids)?,
             shared: Arc::clone(&shared),
             tail,
+            versions: HashMap::new(),
+            pending_count,
             failed: None,
         };
         let writer = std::thread::Builder::new()
@@ -559,14 +597,39 @@ impl Drop for SledLog {
 // Recovery
 // ---------------------------------------------------------------------------
 
+/// Refuses a directory written with another layout (and marks a new one).
+fn check_format(s: &Shared) -> Result<(), String> {
+    match s.meta.get(FORMAT_KEY).map_err(|e| e.to_string())? {
+        Some(v) if parse_u64(&v) == Some(FORMAT) => Ok(()),
+        Some(v) => Err(format!(
+            "unknown layout version {:?} (this build reads version {FORMAT})",
+            parse_u64(&v)
+        )),
+        None if s.events.is_empty()
+            && s.meta.get(HEAD_KEY).map_err(|e| e.to_string())?.is_none() =>
+        {
+            // Made durable by the first commit's flush; until then the log is
+            // empty and recognised as new again.
+            s.meta
+                .insert(FORMAT_KEY, &pos_key(FORMAT)[..])
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        }
+        None => Err(
+            "written by an unreleased development layout without a version; recreate it".to_owned(),
+        ),
+    }
+}
+
 /// What recovery found above the committed head.
 #[derive(Default)]
 struct Torn {
     remove_chunks: Vec<IVec>,
     /// The chunk holding the head, cut right after the head's record.
     rewrite: Option<(u64, Vec<u8>)>,
-    stream_keys: Vec<Vec<u8>>,
-    id_keys: Vec<Vec<u8>>,
+    /// `(stream, version)` and id of every torn record that decoded.
+    stream_versions: Vec<(String, u64)>,
+    ids: Vec<Uuid>,
     records: u64,
     undecodable: u64,
     last: u64,
@@ -581,9 +644,9 @@ impl Torn {
                 Ok(ev) => {
                     self.records += 1;
                     self.last = self.last.max(ev.position);
-                    self.stream_keys
-                        .push(stream_key(ev.stream, ev.stream_version));
-                    self.id_keys.push(ev.id.as_bytes().to_vec());
+                    self.stream_versions
+                        .push((ev.stream.to_owned(), ev.stream_version));
+                    self.ids.push(ev.id);
                 }
                 Err(_) => {
                     self.undecodable += 1;
@@ -653,7 +716,7 @@ fn recover(s: &Shared) -> Result<(u64, Option<Tail>), StoreError> {
         }
     }
     if !torn.is_empty() {
-        cut_torn_tail(s, committed, &mut torn)?;
+        cut_torn_tail(s, committed, &torn)?;
     }
 
     // The head record is acknowledged data: it must be present and intact.
@@ -685,22 +748,89 @@ fn recover(s: &Shared) -> Result<(u64, Option<Tail>), StoreError> {
     Ok((committed, tail))
 }
 
-fn cut_torn_tail(s: &Shared, committed: u64, torn: &mut Torn) -> Result<(), StoreError> {
+/// Rebuilds the stream runs that were pending when the log stopped, from
+/// the records above the indexed head (at most [`PENDING_RUNS_MAX`] and one
+/// group after a crash, none after a clean close); returns their positions.
+/// A damaged record there fails the open, naming its position, like a
+/// damaged head does: the stream versions after it would be unknown.
+fn rebuild_pending_runs(s: &Shared, head: u64) -> Result<usize, StoreError> {
+    let indexed = match s.meta.get(INDEXED_KEY).map_err(backend("open"))? {
+        None => 0,
+        Some(v) => parse_u64(&v).ok_or_else(|| StoreError::Corrupt {
+            position: 0,
+            reason: format!("indexed head marker has {} bytes", v.len()),
+        })?,
+    };
+    if indexed > head {
+        return Err(StoreError::Corrupt {
+            position: head,
+            reason: format!(
+                "the stream index reaches position {indexed}, beyond the committed head"
+            ),
+        });
+    }
+    let mut pending: HashMap<String, PendingRun> = HashMap::new();
+    let mut gap = None;
+    s.scan(indexed + 1, head, &mut |ev| {
+        match pending.get_mut(ev.stream) {
+            Some(run) if run.first_version + run.positions.len() as u64 == ev.stream_version => {
+                run.positions.push(ev.position);
+            }
+            Some(_) => {
+                gap = Some(ev.position);
+                return ControlFlow::Break(());
+            }
+            None => {
+                pending.insert(
+                    ev.stream.to_owned(),
+                    PendingRun {
+                        first_version: ev.stream_version,
+                        positions: vec![ev.position],
+                    },
+                );
+            }
+        }
+        ControlFlow::Continue(())
+    })?;
+    if let Some(position) = gap {
+        return Err(StoreError::Corrupt {
+            position,
+            reason: "the record skips a version of its stream".to_owned(),
+        });
+    }
+    let count = pending.values().map(|r| r.positions.len()).sum();
+    *s.pending_runs.write().unwrap_or_else(|e| e.into_inner()) = pending;
+    Ok(count)
+}
+
+fn cut_torn_tail(s: &Shared, committed: u64, torn: &Torn) -> Result<(), StoreError> {
     let op = "open (cutting torn tail)";
+    // The runs and buckets that may hold entries of torn records: found from
+    // the records when they decode, by scanning both indexes when not.
+    let mut runs = BTreeSet::new();
+    let mut buckets = BTreeSet::new();
     if torn.undecodable > 0 {
-        // Cannot tell which index entries belong to the damaged records, so
-        // find every entry pointing above the committed head.
-        for (tree, keys) in [
-            (&s.streams, &mut torn.stream_keys),
-            (&s.ids, &mut torn.id_keys),
+        for (tree, keys, above) in [
+            (
+                &s.streams,
+                &mut runs,
+                index::run_above as fn(&[u8], u64) -> bool,
+            ),
+            (&s.ids, &mut buckets, index::bucket_above),
         ] {
             for item in tree.iter() {
                 let (k, v) = item.map_err(backend(op))?;
-                if parse_u64(&v).is_none_or(|p| p > committed) {
-                    keys.push(k.to_vec());
+                if above(&v, committed) {
+                    keys.insert(k);
                 }
             }
         }
+    }
+    for (stream, version) in &torn.stream_versions {
+        runs.extend(index::run_holding(&s.streams, stream, *version)?);
+    }
+    for id in &torn.ids {
+        buckets.extend(index::bucket_holding(&s.ids, id)?);
     }
     tracing::warn!(
         dir = %s.dir.display(),
@@ -711,7 +841,6 @@ fn cut_torn_tail(s: &Shared, committed: u64, torn: &mut Torn) -> Result<(), Stor
         undecodable = torn.undecodable,
         "cutting torn tail of the event log: records above the committed head were never acknowledged"
     );
-    let torn = &*torn;
     (&s.events, &s.streams, &s.ids)
         .transaction(|(events, streams, ids)| {
             for k in &torn.remove_chunks {
@@ -723,13 +852,24 @@ fn cut_torn_tail(s: &Shared, committed: u64, torn: &mut Torn) -> Result<(), Stor
             // Only entries pointing above the head go: if a torn record
             // repeats a committed key, the log was inconsistent already and
             // keeping the committed entry is the safe choice.
-            for (tree, keys) in [(streams, &torn.stream_keys), (ids, &torn.id_keys)] {
+            for (tree, keys, cut) in [
+                (
+                    streams,
+                    &runs,
+                    index::cut_run as fn(&[u8], u64) -> Option<Vec<u8>>,
+                ),
+                (ids, &buckets, index::cut_bucket),
+            ] {
                 for k in keys {
-                    let stale = tree
-                        .get(k)?
-                        .is_some_and(|v| parse_u64(&v).is_none_or(|p| p > committed));
-                    if stale {
-                        tree.remove(k.as_slice())?;
+                    let Some(v) = tree.get(k)? else { continue };
+                    match cut(&v, committed) {
+                        Some(kept) if kept.len() == v.len() => {}
+                        Some(kept) => {
+                            tree.insert(k, kept)?;
+                        }
+                        None => {
+                            tree.remove(k)?;
+                        }
                     }
                 }
             }
@@ -751,62 +891,129 @@ struct Tail {
     count: u64,
 }
 
+/// Consecutive versions of one stream, from `first_version`, whose positions
+/// are not in the `streams` tree yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PendingRun {
+    first_version: u64,
+    positions: Vec<u64>,
+}
+
 /// The single writer: decides, writes and flushes groups of appends.
 struct Writer {
     shared: Arc<Shared>,
     tail: Option<Tail>,
+    /// The greatest event id stored (see [`GroupPlan::max_id`]).
+    max_id: Option<Uuid>,
+    /// Versions of recently used streams (see [`Writer::cache_versions`]).
+    versions: HashMap<String, u64>,
+    /// Positions in [`Shared::pending_runs`].
+    pending_count: usize,
     /// Set after a failed write/flush: every later append is refused.
     failed: Option<String>,
 }
 
 impl Writer {
-    fn run(&mut self, rx: &mpsc::Receiver<AppendRequest>) {
+    fn run(&mut self, rx: &mpsc::Receiver<Job>) {
         while let Ok(first) = rx.recv() {
-            let mut n_events = first.events.len();
-            let mut group = vec![first];
+            let mut n_events = first.n_events();
+            let mut jobs = vec![first];
             while n_events < MAX_GROUP_EVENTS {
                 match rx.try_recv() {
-                    Ok(req) => {
-                        n_events += req.events.len();
-                        group.push(req);
+                    Ok(job) => {
+                        n_events += job.n_events();
+                        jobs.push(job);
                     }
                     Err(_) => break,
                 }
             }
-            let outcomes = match &self.failed {
-                Some(reason) => group
-                    .iter()
-                    .map(|_| {
-                        Err(StoreError::Backend {
-                            op: "append",
-                            reason: format!(
-                                "log refuses appends after an earlier write failure: {reason}"
-                            ),
-                        })
-                    })
-                    .collect(),
-                None => self.commit_group(&group),
-            };
+            // Jobs are taken in arrival order and their requests kept in
+            // order, so positions follow the order of every `append_many`.
+            let requests: Vec<&AppendRequest> = jobs.iter().flat_map(|j| &j.requests).collect();
+            let mut outcomes = Vec::with_capacity(requests.len());
+            for group in split_groups(&requests) {
+                outcomes.extend(self.commit_or_refuse(group));
+            }
             self.shared
                 .appends
-                .fetch_add(group.len() as u64, Ordering::Relaxed);
-            for (req, outcome) in group.into_iter().zip(outcomes) {
+                .fetch_add(requests.len() as u64, Ordering::Relaxed);
+            drop(requests);
+            let mut outcomes = outcomes.into_iter();
+            for job in jobs {
+                let answer = outcomes.by_ref().take(job.requests.len()).collect();
                 // The appender may have given up waiting; nothing to do then.
-                let _ = req.reply.send(outcome);
+                let _ = job.reply.send(answer);
+            }
+        }
+        if self.pending_count > 0 && self.failed.is_none() {
+            if let Err(e) = self.write_pending_runs() {
+                // Harmless: the next open rebuilds them from the records.
+                tracing::warn!(dir = %self.shared.dir.display(), error = %e, "could not write the pending stream index on close");
             }
         }
         self.shared.closed.store(true, Ordering::Release);
         self.shared.notify();
     }
 
+    /// Writes every pending stream run (on close, so that the next open has
+    /// nothing to rebuild); the caller flushes.
+    fn write_pending_runs(&mut self) -> Result<(), StoreError> {
+        let shared = Arc::clone(&self.shared);
+        let mut pending = shared
+            .pending_runs
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let items = run_items_of(
+            pending
+                .iter()
+                .map(|(s, run)| (s.as_str(), run.first_version, run.positions.as_slice())),
+        );
+        let indexed = shared.head();
+        (&shared.streams, &shared.meta)
+            .transaction(|(streams, meta)| {
+                for (key, value) in &items {
+                    streams.insert(key.as_slice(), value.as_slice())?;
+                }
+                meta.insert(INDEXED_KEY, &pos_key(indexed)[..])?;
+                Ok::<(), ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| tx_error("close", e))?;
+        pending.clear();
+        self.pending_count = 0;
+        Ok(())
+    }
+
+    /// Commits one group, or refuses it whole once a write has failed.
+    fn commit_or_refuse(
+        &mut self,
+        group: &[&AppendRequest],
+    ) -> Vec<Result<AppendResult, StoreError>> {
+        match &self.failed {
+            Some(reason) => group
+                .iter()
+                .map(|_| {
+                    Err(StoreError::Backend {
+                        op: "append",
+                        reason: format!(
+                            "log refuses appends after an earlier write failure: {reason}"
+                        ),
+                    })
+                })
+                .collect(),
+            None => self.commit_group(group),
+        }
+    }
+
     /// Decides, writes and flushes one group; returns the answer of each
     /// request.
-    fn commit_group(&mut self, group: &[AppendRequest]) -> Vec<Result<AppendResult, StoreError>> {
-        let shared = &*self.shared;
+    fn commit_group(&mut self, group: &[&AppendRequest]) -> Vec<Result<AppendResult, StoreError>> {
+        let shared = Arc::clone(&self.shared);
         let head = shared.head();
         let mut plan = GroupPlan {
-            shared,
+            shared: &shared,
             head,
+            max_id: self.max_id,
+            cached_versions: &self.versions,
             next_position: head + 1,
             versions: HashMap::new(),
             pending_ids: HashMap::new(),
@@ -814,66 +1021,22 @@ impl Writer {
         };
         let mut outcomes: Vec<Result<AppendResult, StoreError>> =
             group.iter().map(|req| plan.plan(req)).collect();
-        if plan.records.is_empty() {
+        let GroupPlan {
+            versions, records, ..
+        } = plan;
+        if records.is_empty() {
+            self.cache_versions(versions);
             return outcomes;
         }
-        let new_head = plan.next_position - 1;
-        let n_records = plan.records.len() as u64;
-
-        // Pack the frames into the open chunk and new chunks.
-        let mut tail = self.tail.clone();
-        let mut chunks: Vec<(u64, IVec)> = Vec::new();
-        let mut index: Vec<(Vec<u8>, Uuid, [u8; 8])> = Vec::with_capacity(plan.records.len());
-        let mut tail_dirty = false;
-        for r in plan.records {
-            match tail.as_mut() {
-                Some(t)
-                    if t.count < CHUNK_MAX_RECORDS
-                        && t.bytes.len() + r.frame.len() <= CHUNK_MAX_BYTES =>
-                {
-                    t.bytes.extend_from_slice(&r.frame);
-                    t.count += 1;
-                }
-                _ => {
-                    if let Some(t) = tail.take().filter(|_| tail_dirty) {
-                        chunks.push((t.first, IVec::from(t.bytes)));
-                    }
-                    tail = Some(Tail {
-                        first: r.position,
-                        bytes: r.frame,
-                        count: 1,
-                    });
-                }
-            }
-            tail_dirty = true;
-            index.push((r.stream_key, r.id, pos_key(r.position)));
-        }
-        if let Some(t) = &tail {
-            chunks.push((t.first, IVec::from(t.bytes.as_slice())));
-        }
-
-        let written = (&shared.events, &shared.streams, &shared.ids, &shared.meta)
-            .transaction(|(events, streams, ids, meta)| {
-                for (first, bytes) in &chunks {
-                    events.insert(&pos_key(*first)[..], bytes.clone())?;
-                }
-                for (skey, id, pos) in &index {
-                    streams.insert(skey.as_slice(), &pos[..])?;
-                    ids.insert(&id.as_bytes()[..], &pos[..])?;
-                }
-                meta.insert(HEAD_KEY, &pos_key(new_head)[..])?;
-                Ok::<(), ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| tx_error("append", e))
-            .and_then(|()| shared.sync("append (flush)"));
-
-        match written {
+        let new_head = head + records.len() as u64;
+        match self.write(&records, new_head) {
             Ok(()) => {
-                self.tail = tail;
+                self.max_id = records.iter().map(|r| r.id).chain(self.max_id).max();
+                self.cache_versions(versions);
                 shared.flushes.fetch_add(1, Ordering::Relaxed);
                 shared
                     .events_written
-                    .fetch_add(n_records, Ordering::Relaxed);
+                    .fetch_add(records.len() as u64, Ordering::Relaxed);
                 shared.head.store(new_head, Ordering::Release);
                 shared.notify();
             }
@@ -892,13 +1055,179 @@ impl Writer {
         }
         outcomes
     }
+
+    /// Remembers stream versions known after a successful group, so the next
+    /// groups decide without reading the index. The writer is the only one
+    /// writing, so the cache cannot go stale; it is bounded by forgetting
+    /// everything when full (cold streams are read from the index again).
+    fn cache_versions(&mut self, versions: HashMap<String, u64>) {
+        if self.versions.len() + versions.len() > VERSION_CACHE_MAX {
+            self.versions.clear();
+        }
+        self.versions.extend(versions);
+    }
+
+    /// Writes `records` (positions up to `new_head`) with their index items
+    /// and the new committed head in one transaction, then flushes; keeps
+    /// the open chunk and the pending stream runs up to date.
+    fn write(&mut self, records: &[Planned<'_>], new_head: u64) -> Result<(), StoreError> {
+        let shared = Arc::clone(&self.shared);
+        // Pack the frames into the open chunk and new chunks.
+        let mut tail = self.tail.clone();
+        let mut chunks: Vec<(u64, IVec)> = Vec::new();
+        let mut tail_dirty = false;
+        for r in records {
+            match tail.as_mut() {
+                Some(t)
+                    if t.count < CHUNK_MAX_RECORDS
+                        && t.bytes.len() + r.frame.len() <= CHUNK_MAX_BYTES =>
+                {
+                    t.bytes.extend_from_slice(&r.frame);
+                    t.count += 1;
+                }
+                _ => {
+                    if let Some(t) = tail.take().filter(|_| tail_dirty) {
+                        chunks.push((t.first, IVec::from(t.bytes)));
+                    }
+                    tail = Some(Tail {
+                        first: r.position,
+                        bytes: r.frame.clone(),
+                        count: 1,
+                    });
+                }
+            }
+            tail_dirty = true;
+        }
+        if let Some(t) = &tail {
+            chunks.push((t.first, IVec::from(t.bytes.as_slice())));
+        }
+
+        // One run per stream: its versions in this group are consecutive.
+        let mut runs: HashMap<&str, (u64, Vec<u64>)> = HashMap::new();
+        for r in records {
+            runs.entry(r.stream)
+                .or_insert_with(|| (r.version, Vec::new()))
+                .1
+                .push(r.position);
+        }
+        // The runs stay pending until enough accumulated; then this commit
+        // writes all of them, with the head they reach.
+        let write_runs = self.pending_count + records.len() >= PENDING_RUNS_MAX;
+        let mut run_items = Vec::new();
+        if write_runs {
+            let pending = shared.pending_runs();
+            let mut all: HashMap<&str, (u64, Vec<u64>)> = pending
+                .iter()
+                .map(|(stream, run)| (stream.as_str(), (run.first_version, run.positions.clone())))
+                .collect();
+            for (stream, (first_version, positions)) in &runs {
+                all.entry(stream)
+                    .or_insert_with(|| (*first_version, Vec::new()))
+                    .1
+                    .extend(positions);
+            }
+            run_items = run_items_of(all.iter().map(|(s, (v, p))| (*s, *v, p.as_slice())));
+        }
+        let mut new_ids: Vec<(Uuid, u64)> = records.iter().map(|r| (r.id, r.position)).collect();
+        let buckets = index::add_ids(&shared.ids, &mut new_ids)?;
+
+        (&shared.events, &shared.streams, &shared.ids, &shared.meta)
+            .transaction(|(events, streams, ids, meta)| {
+                for (first, bytes) in &chunks {
+                    events.insert(&pos_key(*first)[..], bytes.clone())?;
+                }
+                for (key, value) in &run_items {
+                    streams.insert(key.as_slice(), value.as_slice())?;
+                }
+                if write_runs {
+                    meta.insert(INDEXED_KEY, &pos_key(new_head)[..])?;
+                }
+                for key in &buckets.removes {
+                    ids.remove(key)?;
+                }
+                for (key, value) in &buckets.puts {
+                    ids.insert(&key[..], value.as_slice())?;
+                }
+                meta.insert(HEAD_KEY, &pos_key(new_head)[..])?;
+                Ok::<(), ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| tx_error("append", e))?;
+        self.tail = tail;
+        // Before the head moves (after the flush): a reader that sees the new
+        // head finds every position up to it, in the tree or pending.
+        let mut pending = shared
+            .pending_runs
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if write_runs {
+            pending.clear();
+            self.pending_count = 0;
+        } else {
+            for (stream, (first_version, positions)) in runs {
+                pending
+                    .entry(stream.to_owned())
+                    .or_insert_with(|| PendingRun {
+                        first_version,
+                        positions: Vec::new(),
+                    })
+                    .positions
+                    .extend(positions);
+            }
+            self.pending_count += records.len();
+        }
+        drop(pending);
+        shared.sync("append (flush)")
+    }
+}
+
+/// The `streams` items of runs given as `(stream, first version, positions)`,
+/// cut to [`index::RUN_MAX`] positions each.
+fn run_items_of<'a>(
+    runs: impl Iterator<Item = (&'a str, u64, &'a [u64])>,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut items = Vec::new();
+    for (stream, first_version, positions) in runs {
+        for (i, piece) in positions.chunks(index::RUN_MAX).enumerate() {
+            let version = first_version + (i * index::RUN_MAX) as u64;
+            items.push((stream_key(stream, version), index::encode_run(piece)));
+        }
+    }
+    items
+}
+
+/// Cuts `requests` into consecutive groups of at most [`MAX_GROUP_EVENTS`]
+/// events (a larger request forms a group of its own), so one huge
+/// `append_many` is written as several commits instead of one unbounded
+/// transaction; the groups are committed in order, which keeps the order.
+fn split_groups<'r, 'a>(
+    requests: &'r [&'a AppendRequest],
+) -> impl Iterator<Item = &'r [&'a AppendRequest]> {
+    let mut rest = requests;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut n_events = 0;
+        let end = rest
+            .iter()
+            .position(|r| {
+                n_events += r.events.len();
+                n_events > MAX_GROUP_EVENTS
+            })
+            .unwrap_or(rest.len())
+            .max(1);
+        let (group, tail) = rest.split_at(end);
+        rest = tail;
+        Some(group)
+    })
 }
 
 /// One record planned by a group, ready to be written.
-struct Planned {
+struct Planned<'r> {
     position: u64,
     frame: Vec<u8>,
-    stream_key: Vec<u8>,
+    stream: &'r str,
+    version: u64,
     id: Uuid,
 }
 
@@ -912,32 +1241,32 @@ struct Existing {
 
 /// Decisions of one group: the records to write plus the state they imply,
 /// so later requests of the same group see earlier ones.
-struct GroupPlan<'a> {
+struct GroupPlan<'a, 'r> {
     shared: &'a Shared,
     head: u64,
+    /// The greatest id stored: a greater id needs no index lookup (the
+    /// common case with time-ordered ids).
+    max_id: Option<Uuid>,
+    /// Stream versions known from earlier groups.
+    cached_versions: &'a HashMap<String, u64>,
     next_position: u64,
+    /// Versions of the streams this group read or wrote.
     versions: HashMap<String, u64>,
     pending_ids: HashMap<Uuid, Existing>,
-    records: Vec<Planned>,
+    records: Vec<Planned<'r>>,
 }
 
-impl GroupPlan<'_> {
+impl<'r> GroupPlan<'_, 'r> {
     fn lookup_id(&self, id: &Uuid) -> Result<Option<Existing>, StoreError> {
         if let Some(e) = self.pending_ids.get(id) {
             return Ok(Some(e.clone()));
         }
-        let Some(v) = self
-            .shared
-            .ids
-            .get(id.as_bytes())
-            .map_err(backend("append"))?
-        else {
+        if self.max_id.is_none_or(|max| *id > max) {
+            return Ok(None);
+        }
+        let Some(position) = index::find_id(&self.shared.ids, id)? else {
             return Ok(None);
         };
-        let position = parse_u64(&v).ok_or_else(|| StoreError::Corrupt {
-            position: 0,
-            reason: format!("malformed id index entry for {id}"),
-        })?;
         if position > self.head {
             // Cannot happen after recovery; ignore rather than trust it.
             return Ok(None);
@@ -962,12 +1291,15 @@ impl GroupPlan<'_> {
         if let Some(v) = self.versions.get(stream) {
             return Ok(*v);
         }
-        let v = self.shared.stream_version_at(stream, self.head)?;
+        let v = match self.cached_versions.get(stream) {
+            Some(v) => *v,
+            None => self.shared.stream_version_at(stream, self.head)?,
+        };
         self.versions.insert(stream.to_owned(), v);
         Ok(v)
     }
 
-    fn plan(&mut self, req: &AppendRequest) -> Result<AppendResult, StoreError> {
+    fn plan(&mut self, req: &'r AppendRequest) -> Result<AppendResult, StoreError> {
         let stream = req.stream.as_str();
         let mut existing = Vec::with_capacity(req.events.len());
         for ev in &req.events {
@@ -995,7 +1327,8 @@ impl GroupPlan<'_> {
             self.records.push(Planned {
                 position,
                 frame: record::encode(position, stream, version, &ev.id, &ev.payload),
-                stream_key: stream_key(stream, version),
+                stream,
+                version,
                 id: ev.id,
             });
             self.pending_ids.insert(
@@ -1098,6 +1431,23 @@ fn validate_append(stream: &str, events: &[NewEvent]) -> Result<(), StoreError> 
     Ok(())
 }
 
+impl SledLog {
+    /// Hands valid requests to the writer and waits for its answers.
+    fn submit(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Result<Vec<Result<AppendResult, StoreError>>, StoreError> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, answer) = mpsc::sync_channel(1);
+        let tx = self.tx.as_ref().ok_or(StoreError::Closed)?;
+        tx.send(Job { requests, reply })
+            .map_err(|_| StoreError::Closed)?;
+        answer.recv().map_err(|_| StoreError::Closed)
+    }
+}
+
 impl EventLog for SledLog {
     fn append(
         &self,
@@ -1106,16 +1456,37 @@ impl EventLog for SledLog {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         validate_append(stream, &events)?;
-        let (reply, answer) = mpsc::sync_channel(1);
-        let tx = self.tx.as_ref().ok_or(StoreError::Closed)?;
-        tx.send(AppendRequest {
+        let request = AppendRequest {
             stream: stream.to_owned(),
             expected,
             events,
-            reply,
-        })
-        .map_err(|_| StoreError::Closed)?;
-        answer.recv().map_err(|_| StoreError::Closed)?
+        };
+        let mut answer = self.submit(vec![request])?;
+        answer.pop().ok_or(StoreError::Closed)?
+    }
+
+    fn append_many(&self, requests: Vec<AppendRequest>) -> Vec<Result<AppendResult, StoreError>> {
+        // Invalid requests are answered here; the valid ones go to the writer
+        // as one job, so they are decided in order within one group.
+        let mut answers: Vec<Option<Result<AppendResult, StoreError>>> =
+            Vec::with_capacity(requests.len());
+        let mut valid = Vec::with_capacity(requests.len());
+        for request in requests {
+            match validate_append(&request.stream, &request.events) {
+                Ok(()) => {
+                    answers.push(None);
+                    valid.push(request);
+                }
+                Err(e) => answers.push(Some(Err(e))),
+            }
+        }
+        // `submit` fails only when the log is closed: every valid request
+        // then gets `Closed`.
+        let mut written = self.submit(valid).unwrap_or_default().into_iter();
+        answers
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|| written.next().unwrap_or(Err(StoreError::Closed))))
+            .collect()
     }
 
     fn read_stream(
@@ -1129,16 +1500,20 @@ impl EventLog for SledLog {
         let head = s.head();
         let from = from_version.max(1);
         let mut out = Vec::new();
-        let range = stream_key(stream, from)..=stream_key(stream, u64::MAX);
-        for (expected_version, item) in (from..).zip(s.streams.range(range).take(max)) {
-            let (k, v) = item.map_err(backend("read_stream"))?;
-            let (version, position) =
-                parse_stream_entry(&k, &v).ok_or_else(|| StoreError::Corrupt {
-                    position: 0,
-                    reason: format!("malformed stream index entry for {stream:?}"),
-                })?;
-            if position > head {
-                break; // not durable yet
+        let mut expected_version = from;
+        // The pending versions, copied first: a commit that writes them to
+        // the tree meanwhile adds nothing the tree scan below reads, since it
+        // stops where they start.
+        let pending = s.pending_runs().get(stream).map(|run| {
+            let skip = from.saturating_sub(run.first_version) as usize;
+            let tail = run.positions.get(skip..).unwrap_or_default();
+            let first = run.first_version + skip.min(run.positions.len()) as u64;
+            (first, tail[..tail.len().min(max)].to_vec())
+        });
+        let indexed_below = pending.as_ref().map_or(u64::MAX, |(first, _)| *first);
+        let mut visit = |version: u64, position: u64| {
+            if out.len() >= max || position > head {
+                return Ok(ControlFlow::Break(())); // full, or not durable yet
             }
             let ev = s.with_record(position, |ev| ev.to_recorded())?;
             if ev.stream != stream || ev.stream_version != version {
@@ -1159,7 +1534,22 @@ impl EventLog for SledLog {
                     ),
                 });
             }
+            expected_version += 1;
             out.push(ev);
+            Ok(ControlFlow::Continue(()))
+        };
+        index::for_each_stream_entry(&s.streams, stream, from, |version, position| {
+            if version >= indexed_below {
+                return Ok(ControlFlow::Break(()));
+            }
+            visit(version, position)
+        })?;
+        if let Some((first, positions)) = pending {
+            for (version, position) in (first..).zip(positions) {
+                if visit(version, position)?.is_break() {
+                    break;
+                }
+            }
         }
         Ok(out)
     }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::sled_log::{HEAD_KEY, frames, pos_key, stream_key};
+use crate::index::{self, stream_key};
+use crate::sled_log::{HEAD_KEY, frames, pos_key};
 use crate::*;
 
 /// A unique directory under the system temp dir, removed on drop.
@@ -586,9 +587,29 @@ fn write_torn(log: &SledLog, chunk_first: u64, records: &[(u64, &str, u64, u128)
         s.streams
             .insert(stream_key(stream, version), &pos_key(position)[..])
             .unwrap();
-        s.ids.insert(id.as_bytes(), &pos_key(position)[..]).unwrap();
+        let buckets = index::add_ids(&s.ids, &mut [(id, position)]).unwrap();
+        for k in buckets.removes {
+            s.ids.remove(k).unwrap();
+        }
+        for (k, v) in buckets.puts {
+            s.ids.insert(k, v).unwrap();
+        }
+        assert_eq!(index::find_id(&s.ids, &id).unwrap(), Some(position));
     }
     s.events.insert(pos_key(chunk_first), chunk).unwrap();
+}
+
+/// No stream run or id bucket mentions a position above `head`, and the ids
+/// above it (the torn ones, 900 and up) are unknown to the id index.
+fn assert_index_has_nothing_above(log: &SledLog, head: u64) {
+    let s = &log.shared;
+    for item in s.streams.iter().chain(s.ids.iter()) {
+        let (_, v) = item.unwrap();
+        assert!(!index::run_above(&v, head), "index item above {head}");
+    }
+    for id in 900..903 {
+        assert_eq!(index::find_id(&s.ids, &Uuid::from_u128(id)).unwrap(), None);
+    }
 }
 
 #[test]
@@ -608,20 +629,7 @@ fn torn_tail_is_cut_on_open() {
     assert_eq!(log.stream_version("a").unwrap(), 3);
     assert_eq!(log.stream_version("c").unwrap(), 0);
     assert!(log.shared.events.get(pos_key(7)).unwrap().is_none());
-    assert!(
-        log.shared
-            .ids
-            .get(Uuid::from_u128(900).as_bytes())
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        log.shared
-            .streams
-            .get(stream_key("c", 2))
-            .unwrap()
-            .is_none()
-    );
+    assert_index_has_nothing_above(&log, 5);
     assert_consistent(&log);
     // The torn ids were never acknowledged: they append as new events.
     let r = log
@@ -660,20 +668,7 @@ fn undecodable_torn_tail_is_cut_with_its_index_entries() {
     let log = open(&dir);
     assert_eq!(log.head().unwrap(), 2);
     assert_eq!(log.stream_version("a").unwrap(), 2);
-    assert!(
-        log.shared
-            .streams
-            .get(stream_key("a", 3))
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        log.shared
-            .ids
-            .get(Uuid::from_u128(900).as_bytes())
-            .unwrap()
-            .is_none()
-    );
+    assert_index_has_nothing_above(&log, 2);
     assert!(log.shared.events.get(pos_key(4)).unwrap().is_none());
     let r = log
         .append("a", ExpectedVersion::Exact(2), evs(900..901))
@@ -869,19 +864,35 @@ fn trait_objects_and_default_scan() {
         })
         .unwrap();
     assert_eq!(n, 5);
+
+    // The default `append_many` loops over `append`, in order.
+    let answers = log.append_many(vec![
+        req("t", ExpectedVersion::NoStream, 9000..9002),
+        req("t", ExpectedVersion::NoStream, 9002..9003),
+        req("t", ExpectedVersion::Exact(2), 9003..9004),
+    ]);
+    assert_eq!(
+        positions(&answers),
+        [Some((6001, 6002, 2)), None, Some((6003, 6003, 3))]
+    );
 }
 
 #[test]
 fn stale_stream_index_entry_is_reported_not_trusted() {
     let dir = TempDir::new("stale-index");
+    {
+        let log = open(&dir);
+        log.append("a", ExpectedVersion::Any, evs(1..3)).unwrap();
+        log.append("b", ExpectedVersion::Any, evs(3..4)).unwrap();
+        // A run claiming "a" has a version 3 stored at position 3 (which is
+        // "b"), written behind the writer's back (so after a reopen, when it
+        // no longer remembers the version of "a").
+        log.shared
+            .streams
+            .insert(stream_key("a", 3), &pos_key(3)[..])
+            .unwrap();
+    }
     let log = open(&dir);
-    log.append("a", ExpectedVersion::Any, evs(1..3)).unwrap();
-    log.append("b", ExpectedVersion::Any, evs(3..4)).unwrap();
-    // An entry claiming "a" has a version 3 stored at position 3 (which is "b").
-    log.shared
-        .streams
-        .insert(stream_key("a", 3), &pos_key(3)[..])
-        .unwrap();
     corrupt_at(3, log.stream_version("a").map(drop));
     corrupt_at(3, log.read_stream("a", 1, 10).map(drop));
     corrupt_at(
@@ -900,4 +911,362 @@ fn oversized_payload_is_refused_before_writing() {
         .unwrap_err();
     assert!(matches!(err, StoreError::PayloadTooLarge { .. }), "{err}");
     assert_eq!(log.head().unwrap(), 0);
+}
+
+fn req(stream: &str, expected: ExpectedVersion, ids: std::ops::Range<u128>) -> AppendRequest {
+    AppendRequest::new(stream, expected, evs(ids))
+}
+
+/// Positions of successful answers, `None` for refused ones.
+fn positions(answers: &[Result<AppendResult, StoreError>]) -> Vec<Option<(u64, u64, u64)>> {
+    answers
+        .iter()
+        .map(|a| {
+            a.as_ref()
+                .ok()
+                .map(|r| (r.first_position, r.last_position, r.stream_version))
+        })
+        .collect()
+}
+
+#[test]
+fn append_many_applies_requests_in_order_with_one_flush() {
+    let dir = TempDir::new("many-order");
+    let log = open(&dir);
+    log.append("a", ExpectedVersion::Any, evs(1..2)).unwrap();
+    let flushes = log.stats().flushes;
+    // Later requests see earlier ones of the same batch: "b" is created and
+    // then appended to with an exact version.
+    let mut batch = vec![
+        req("b", ExpectedVersion::NoStream, 10..12),
+        req("a", ExpectedVersion::Exact(1), 12..13),
+        req("b", ExpectedVersion::Exact(2), 13..14),
+    ];
+    batch.extend((0..1000u128).map(|i| {
+        req(
+            &format!("s{}", i % 7),
+            ExpectedVersion::Any,
+            100 + i..101 + i,
+        )
+    }));
+    let answers = log.append_many(batch);
+    assert_eq!(answers.len(), 1003);
+    assert_eq!(
+        positions(&answers[..3]),
+        [Some((2, 3, 2)), Some((4, 4, 2)), Some((5, 5, 3))]
+    );
+    for (i, a) in answers[3..].iter().enumerate() {
+        let p = 6 + i as u64;
+        assert_eq!(a.as_ref().unwrap().first_position, p);
+        assert_eq!(a.as_ref().unwrap().last_position, p);
+    }
+    assert_eq!(log.stats().flushes, flushes + 1, "one batch, one flush");
+    let all = assert_consistent(&log);
+    assert_eq!(all.len(), 1005);
+    for (i, e) in all[5..].iter().enumerate() {
+        assert_eq!(e.id, Uuid::from_u128(100 + i as u128));
+    }
+    assert!(log.append_many(Vec::new()).is_empty());
+}
+
+#[test]
+fn append_many_refuses_requests_one_by_one() {
+    let dir = TempDir::new("many-conflict");
+    let log = open(&dir);
+    log.append("a", ExpectedVersion::Any, evs(1..3)).unwrap();
+    let answers = log.append_many(vec![
+        req("a", ExpectedVersion::Exact(1), 10..11), // stale version
+        req("b", ExpectedVersion::Any, 11..12),
+        req("", ExpectedVersion::Any, 12..13), // invalid name
+        req("c", ExpectedVersion::Any, 1..2),  // id stored on "a"
+        AppendRequest::new("d", ExpectedVersion::Any, vec![]), // empty
+        req("a", ExpectedVersion::Exact(2), 13..15),
+        req("b", ExpectedVersion::NoStream, 15..16), // created above
+        req("e", ExpectedVersion::Any, 16..17),
+    ]);
+    assert!(matches!(
+        answers[0],
+        Err(StoreError::WrongExpectedVersion { actual: 2, .. })
+    ));
+    assert!(matches!(
+        answers[2],
+        Err(StoreError::InvalidStreamName { .. })
+    ));
+    assert!(matches!(
+        answers[3],
+        Err(StoreError::IdOnOtherStream { .. })
+    ));
+    assert!(matches!(answers[4], Err(StoreError::EmptyAppend { .. })));
+    assert!(matches!(
+        answers[6],
+        Err(StoreError::WrongExpectedVersion { actual: 1, .. })
+    ));
+    assert_eq!(
+        positions(&answers),
+        [
+            None,
+            Some((3, 3, 1)),
+            None,
+            None,
+            None,
+            Some((4, 5, 4)),
+            None,
+            Some((6, 6, 1))
+        ]
+    );
+    assert_eq!(log.head().unwrap(), 6);
+    assert_consistent(&log);
+}
+
+#[test]
+fn append_many_whole_batch_retry_is_idempotent() {
+    let dir = TempDir::new("many-retry");
+    let batch = || {
+        vec![
+            req("a", ExpectedVersion::NoStream, 1..3),
+            req("b", ExpectedVersion::NoStream, 3..4),
+            req("a", ExpectedVersion::Exact(2), 4..6),
+            req("a", ExpectedVersion::Exact(9), 6..7), // refused every time
+        ]
+    };
+    let first = positions(&open(&dir).append_many(batch()));
+    assert_eq!(
+        first,
+        [Some((1, 2, 2)), Some((3, 3, 1)), Some((4, 5, 4)), None]
+    );
+    {
+        let log = open(&dir);
+        log.append("b", ExpectedVersion::Exact(1), evs(20..21))
+            .unwrap();
+        // Resent after a reopen and another append: same answers, nothing
+        // written twice, even though the expected versions are stale now.
+        assert_eq!(positions(&log.append_many(batch())), first);
+        // Twice within one batch: the second copy is a retry of the first.
+        let twice: Vec<_> = batch().into_iter().chain(batch()).collect();
+        let answers = positions(&log.append_many(twice));
+        assert_eq!(answers[..4], first[..]);
+        assert_eq!(answers[4..], first[..]);
+        assert_eq!(log.head().unwrap(), 6);
+        assert_consistent(&log);
+    }
+}
+
+#[test]
+fn append_many_larger_than_a_group_keeps_order() {
+    let dir = TempDir::new("many-big");
+    let log = open(&dir);
+    // Above MAX_GROUP_EVENTS (16 Ki): written as consecutive commits, still
+    // in order; the stream runs are written to the tree on the way
+    // (PENDING_RUNS_MAX) and pending after that.
+    let n = 20_000u128;
+    let batch: Vec<_> = (0..n / 4)
+        .map(|i| {
+            req(
+                &format!("s{}", i % 3),
+                ExpectedVersion::Any,
+                i * 4..i * 4 + 4,
+            )
+        })
+        .collect();
+    let answers = log.append_many(batch);
+    for (i, a) in answers.iter().enumerate() {
+        let r = a.as_ref().unwrap();
+        assert_eq!(r.first_position, 1 + 4 * i as u64);
+    }
+    assert_eq!(log.stats().flushes, 2, "{:?}", log.stats());
+    assert!(!log.shared.streams.is_empty());
+    let s0 = log.read_stream("s0", 0, usize::MAX).unwrap();
+    assert_eq!(s0.len() as u128, (n / 4).div_ceil(3) * 4);
+    assert!(s0.iter().zip(1..).all(|(e, v)| e.stream_version == v));
+    assert_consistent(&log);
+    let mut next = 0u128;
+    log.for_each_from(1, &mut |e| {
+        assert_eq!(e.id, Uuid::from_u128(next));
+        next += 1;
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(next, n);
+}
+
+/// A scrambled id: consecutive `n` land all over the id space.
+fn random_id(n: u128) -> Uuid {
+    Uuid::from_u128(n.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835) ^ (n << 64))
+}
+
+/// Buckets are ordered, within [`index::BUCKET_MAX`], keyed at or below their
+/// first id, and every id is below the next bucket's key.
+fn assert_id_buckets_well_formed(log: &SledLog) -> usize {
+    let mut previous_last: Option<Vec<u8>> = None;
+    let mut n = 0;
+    for item in log.shared.ids.iter() {
+        let (k, v) = item.unwrap();
+        assert_eq!(v.len() % 24, 0);
+        let ids: Vec<&[u8]> = v.chunks_exact(24).map(|e| &e[..16]).collect();
+        assert!(!ids.is_empty() && ids.len() <= index::BUCKET_MAX);
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "bucket not sorted");
+        assert!(&k[..] <= ids[0], "key above the bucket's first id");
+        if let Some(last) = &previous_last {
+            assert!(last[..] < k[..], "previous bucket reaches this key");
+        }
+        previous_last = Some(ids[ids.len() - 1].to_vec());
+        n += ids.len();
+    }
+    n
+}
+
+#[test]
+fn id_index_finds_ids_in_any_order_across_bucket_splits() {
+    let dir = TempDir::new("id-buckets");
+    let mut expected = Vec::new();
+    {
+        let log = open(&dir);
+        let mut n = 10u128; // random_id(0) is the nil id, used below
+        // Random ids, then ids below and above everything, in batches of
+        // varied sizes so buckets split in the middle and at both ends.
+        for batch in 0..60u128 {
+            let size = 1 + (batch * 7) % 40;
+            let ids: Vec<Uuid> = (n..n + size).map(random_id).collect();
+            n += size;
+            let events = ids.iter().map(|id| NewEvent::new(*id, "x")).collect();
+            let r = log.append("s", ExpectedVersion::Any, events).unwrap();
+            expected.extend(ids.into_iter().zip(r.first_position..));
+        }
+        for (i, id) in [Uuid::nil(), Uuid::max(), Uuid::from_u128(1)]
+            .into_iter()
+            .enumerate()
+        {
+            let r = log
+                .append(
+                    &format!("edge-{i}"),
+                    ExpectedVersion::Any,
+                    vec![NewEvent::new(id, "x")],
+                )
+                .unwrap();
+            expected.push((id, r.first_position));
+        }
+        assert_eq!(assert_id_buckets_well_formed(&log), expected.len());
+        assert!(log.shared.ids.len() > expected.len() / index::BUCKET_MAX);
+    }
+    let log = open(&dir);
+    for (id, position) in &expected {
+        assert_eq!(
+            index::find_id(&log.shared.ids, id).unwrap(),
+            Some(*position)
+        );
+    }
+    // Every stored id is recognised as a retry, on its own stream only.
+    for (id, position) in expected.iter().step_by(37) {
+        let stream = log.read_all(*position, 1).unwrap()[0].stream.clone();
+        let r = log
+            .append(
+                &stream,
+                ExpectedVersion::NoStream,
+                vec![NewEvent::new(*id, "x")],
+            )
+            .unwrap();
+        assert_eq!(r.first_position, *position);
+        let err = log
+            .append(
+                "elsewhere",
+                ExpectedVersion::Any,
+                vec![NewEvent::new(*id, "x")],
+            )
+            .unwrap_err();
+        assert!(matches!(err, StoreError::IdOnOtherStream { .. }), "{err}");
+    }
+    assert!(
+        index::find_id(&log.shared.ids, &random_id(1_000_000))
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(log.head().unwrap(), expected.len() as u64);
+}
+
+#[test]
+fn stream_runs_longer_than_a_run_and_across_groups_read_back() {
+    let dir = TempDir::new("stream-runs");
+    let n = index::RUN_MAX as u128 * 2 + 10;
+    {
+        let log = open(&dir);
+        // One append longer than a run, interleaved with another stream.
+        log.append("a", ExpectedVersion::NoStream, evs(0..5))
+            .unwrap();
+        log.append("b", ExpectedVersion::Any, evs(5..6)).unwrap();
+        log.append("a", ExpectedVersion::Exact(5), evs(6..n))
+            .unwrap();
+        assert_eq!(log.stream_version("a").unwrap(), n as u64 - 1);
+        // Still pending: written to the tree on close.
+        assert!(log.shared.streams.is_empty());
+    }
+    // After a reopen the writer knows no version: it reads the runs.
+    let log = open(&dir);
+    assert_eq!(log.shared.streams.len(), 4);
+    assert_eq!(log.stream_version("a").unwrap(), n as u64 - 1);
+    let a = log.read_stream("a", 0, usize::MAX).unwrap();
+    assert_eq!(a.len() as u128, n - 1);
+    for (i, e) in a.iter().enumerate() {
+        assert_eq!(e.stream_version, i as u64 + 1);
+    }
+    let middle = log.read_stream("a", 300, 3).unwrap();
+    assert_eq!(
+        middle.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
+        [300, 301, 302]
+    );
+    let r = log
+        .append("a", ExpectedVersion::Exact(n as u64 - 1), evs(n..n + 1))
+        .unwrap();
+    assert_eq!(r.stream_version, n as u64);
+    // Across the tree and the pending run.
+    let across = log.read_stream("a", n as u64 - 2, 10).unwrap();
+    assert_eq!(
+        across.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
+        [n as u64 - 2, n as u64 - 1, n as u64]
+    );
+    assert!(log.read_stream("c", 1, 10).unwrap().is_empty());
+    assert_consistent(&log);
+}
+
+#[test]
+fn unknown_layout_is_refused() {
+    let dir = TempDir::new("format");
+    {
+        let log = open(&dir);
+        log.append("a", ExpectedVersion::Any, evs(1..2)).unwrap();
+        log.shared.meta.insert("format", &pos_key(1)[..]).unwrap();
+    }
+    let err = SledLog::open(dir.path()).unwrap_err();
+    assert!(matches!(err, StoreError::Open { .. }), "{err}");
+    assert!(err.to_string().contains("layout version"), "{err}");
+}
+
+#[test]
+fn pending_stream_runs_lost_in_a_crash_are_rebuilt_on_open() {
+    let dir = TempDir::new("rebuild-runs");
+    let before;
+    {
+        let log = open(&dir);
+        for i in 0..30u128 {
+            let stream = format!("s{}", i % 4);
+            let v = log.stream_version(&stream).unwrap();
+            log.append(&stream, ExpectedVersion::Exact(v), evs(i * 3..i * 3 + 3))
+                .unwrap();
+        }
+        before = assert_consistent(&log);
+    }
+    {
+        // What a crash leaves: the runs written since the indexed head are
+        // only in memory, so neither they nor the marker reach the disk.
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("streams").unwrap().clear().unwrap();
+        db.open_tree("meta").unwrap().remove("indexed").unwrap();
+        db.flush().unwrap();
+    }
+    let log = open(&dir);
+    assert_eq!(assert_consistent(&log), before);
+    assert_eq!(log.read_stream("s2", 0, 100).unwrap().len(), 21);
+    let r = log
+        .append("s2", ExpectedVersion::Exact(21), evs(500..501))
+        .unwrap();
+    assert_eq!((r.first_position, r.stream_version), (91, 22));
 }
