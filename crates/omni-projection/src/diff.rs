@@ -30,11 +30,15 @@ fn walk(path: &str, expected: &Value, actual: &Value, out: &mut Vec<String>) {
                 let sub = format!("{path}.{key}");
                 match a.get(key) {
                     Some(av) => walk(&sub, ev, av, out),
-                    None => out.push(format!("{sub}: present in the snapshot, missing in the rebuild")),
+                    None => out.push(format!(
+                        "{sub}: present in the snapshot, missing in the rebuild"
+                    )),
                 }
             }
             for key in a.keys().filter(|k| !e.contains_key(*k)) {
-                out.push(format!("{path}.{key}: missing in the snapshot, present in the rebuild"));
+                out.push(format!(
+                    "{path}.{key}: missing in the snapshot, present in the rebuild"
+                ));
             }
         }
         (Value::Array(e), Value::Array(a)) if e.len() == a.len() => {
@@ -42,9 +46,10 @@ fn walk(path: &str, expected: &Value, actual: &Value, out: &mut Vec<String>) {
                 walk(&format!("{path}[{i}]"), ev, av, out);
             }
         }
-        _ if expected != actual => {
-            out.push(format!("{}: {expected} != {actual}", path.trim_start_matches('.')))
-        }
+        _ if expected != actual => out.push(format!(
+            "{}: {expected} != {actual}",
+            path.trim_start_matches('.')
+        )),
         _ => {}
     }
 }
@@ -73,9 +78,6 @@ mod tests {
         changed.agents.get_mut(&agent).unwrap().used_units = 2;
         assert!(diff(&world, &world).is_empty());
         let lines = diff(&world, &changed);
-        assert_eq!(
-            lines,
-            [format!("agents.{}.used_units: 0 != 2", agent.0)]
-        );
+        assert_eq!(lines, [format!("agents.{}.used_units: 0 != 2", agent.0)]);
     }
 }

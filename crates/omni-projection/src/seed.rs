@@ -3,7 +3,7 @@
 use omni_core::{Actor, Event, apply};
 use omni_proto::Envelope;
 use omni_sim::{SimConfig, Simulation};
-use omni_store::{EventLog, ExpectedVersion, NewEvent};
+use omni_store::{AppendRequest, EventLog, ExpectedVersion, NewEvent};
 use uuid::Uuid;
 
 use crate::{ProjectionError, Until, rebuild, snapshot::SNAPSHOT_NAME, snapshot_of};
@@ -16,10 +16,11 @@ pub struct SeedReport {
     pub head: u64,
 }
 
-/// Generates `cfg`'s contact center, appends every event (one append per stream run of each
-/// simulated action, with a fresh correlation id per action), and stores a snapshot of the
-/// projections at the end so `omni replay --verify` has something to check. A log that
-/// already holds events is folded first, so the snapshot covers all of it.
+/// Generates `cfg`'s contact center, appends every event (one append request per stream run of
+/// each simulated action, with a fresh correlation id per action, sent in ordered groups so
+/// one flush serves many), and stores a snapshot of the projections at the end so
+/// `omni replay --verify` has something to check. A log that already holds events is folded
+/// first, so the snapshot covers all of it.
 pub fn seed(
     log: &dyn EventLog,
     mut cfg: SimConfig,
@@ -32,6 +33,8 @@ pub fn seed(
     let mut sim = Simulation::new(cfg);
     let mut events = 0;
     let mut buf = Vec::new();
+    let mut pending = Vec::new();
+    let mut pending_events = 0;
     while let Some(batch) = sim.next_batch() {
         let correlation_id = Uuid::now_v7();
         for run in batch.chunk_by(|a, b| same_stream(a, b)) {
@@ -50,14 +53,25 @@ pub fn seed(
                 omni_proto::encode_to(&envelope, &mut buf);
                 new_events.push(NewEvent::new(envelope.event_id, buf.as_slice()));
             }
-            log.append(&stream_id, ExpectedVersion::Any, new_events)?;
+            pending_events += new_events.len();
+            pending.push(AppendRequest::new(
+                stream_id,
+                ExpectedVersion::Any,
+                new_events,
+            ));
         }
         for event in &batch {
             apply(&mut world, event);
         }
         events += batch.len() as u64;
-        progress(events);
+        if pending_events >= EVENTS_PER_FLUSH {
+            append_all(log, std::mem::take(&mut pending))?;
+            pending_events = 0;
+            progress(events);
+        }
     }
+    append_all(log, pending)?;
+    progress(events);
     let head = log.head()?;
     log.save_snapshot(SNAPSHOT_NAME, &snapshot_of(&world, head))?;
     Ok(SeedReport {
@@ -65,6 +79,16 @@ pub fn seed(
         conversations,
         head,
     })
+}
+
+/// Events sent per `append_many`: large enough that the flush is shared by thousands.
+const EVENTS_PER_FLUSH: usize = 16_384;
+
+fn append_all(log: &dyn EventLog, requests: Vec<AppendRequest>) -> Result<(), ProjectionError> {
+    for result in log.append_many(requests) {
+        result?;
+    }
+    Ok(())
 }
 
 fn same_stream(a: &Event, b: &Event) -> bool {

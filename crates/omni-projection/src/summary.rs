@@ -37,7 +37,9 @@ impl Summary {
                 .or_default() += 1;
             for s in &c.sessions {
                 sessions += 1;
-                *sessions_by_status.entry(format!("{:?}", s.status)).or_default() += 1;
+                *sessions_by_status
+                    .entry(format!("{:?}", s.status))
+                    .or_default() += 1;
             }
         }
         let mut agents_by_presence = BTreeMap::new();
