@@ -128,9 +128,8 @@ impl Case {
         rejection
     }
 
-    /// A conversation started in `queue`, routed, and offered to `agent` (who must be the
-    /// router's choice).
-    pub fn offered(&mut self, n: u128, queue: QueueId, agent: AgentId) -> SessionRef {
+    /// A customer's conversation `n`, started in `queue` without skill requirements.
+    pub fn start(&mut self, n: u128, queue: QueueId) -> ConversationId {
         let id = conversation(n);
         self.given(Command::StartConversation {
             conversation: id,
@@ -138,6 +137,13 @@ impl Case {
             skills: vec![],
             customer: format!("customer {n}"),
         });
+        id
+    }
+
+    /// A conversation started in `queue`, routed, and offered to `agent` (who must be the
+    /// router's choice).
+    pub fn offered(&mut self, n: u128, queue: QueueId, agent: AgentId) -> SessionRef {
+        let id = self.start(n, queue);
         let events = self.given(Command::Route { conversation: id });
         match &events[..] {
             [
@@ -161,13 +167,7 @@ impl Case {
     /// A conversation Active with `agent` as primary: started, then picked by the agent
     /// (whoever push routing would have chosen).
     pub fn active(&mut self, n: u128, queue: QueueId, agent: AgentId) -> SessionRef {
-        let id = conversation(n);
-        self.given(Command::StartConversation {
-            conversation: id,
-            queue,
-            skills: vec![],
-            customer: format!("customer {n}"),
-        });
+        let id = self.start(n, queue);
         self.given(Command::Pick {
             agent,
             conversation: id,
