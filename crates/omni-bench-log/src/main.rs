@@ -82,9 +82,12 @@ pub enum Scenario {
 impl Scenario {
     fn label(&self) -> String {
         match *self {
-            Scenario::Writers { writers, batch: 1 } => format!("{writers} writers × single events"),
             Scenario::Writers { writers, batch } => {
-                format!("{writers} writers × batches of {batch}")
+                let who = if writers == 1 { "writer" } else { "writers" };
+                match batch {
+                    1 => format!("{writers} {who} × single events"),
+                    _ => format!("{writers} {who} × batches of {batch}"),
+                }
             }
             Scenario::Bulk { requests } => format!("bulk: append_many of {requests} appends"),
         }
