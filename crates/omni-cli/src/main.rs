@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "omni", version, about = "omni: an event-sourced omnichannel conversation engine")]
+#[command(
+    name = "omni",
+    version,
+    about = "omni: an event-sourced omnichannel conversation engine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

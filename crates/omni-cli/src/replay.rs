@@ -39,16 +39,15 @@ fn parse_until(text: &str) -> Result<Until, String> {
     if let Ok(position) = text.parse::<u64>() {
         return Ok(Until::Position(position));
     }
-    let time = humantime::parse_rfc3339_weak(text).map_err(|e| {
-        format!("'{text}' is neither a log position nor an RFC 3339 time ({e})")
-    })?;
+    let time = humantime::parse_rfc3339_weak(text)
+        .map_err(|e| format!("'{text}' is neither a log position nor an RFC 3339 time ({e})"))?;
     let millis = time
         .duration_since(std::time::UNIX_EPOCH)
         .map_err(|_| format!("'{text}' is before 1970"))?
         .as_millis();
-    Ok(Until::Time(Timestamp(i64::try_from(millis).map_err(|_| {
-        format!("'{text}' is too far in the future")
-    })?)))
+    Ok(Until::Time(Timestamp(i64::try_from(millis).map_err(
+        |_| format!("'{text}' is too far in the future"),
+    )?)))
 }
 
 pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
@@ -90,8 +89,11 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     let summary = Summary::of(&projection, started.elapsed());
     if until == Until::Head && projection.unknown.is_empty() {
-        log.save_snapshot(SNAPSHOT_NAME, &snapshot_of(&projection.world, projection.position))
-            .context("storing the snapshot")?;
+        log.save_snapshot(
+            SNAPSHOT_NAME,
+            &snapshot_of(&projection.world, projection.position),
+        )
+        .context("storing the snapshot")?;
     }
     let conversation = args
         .conversation
@@ -130,20 +132,22 @@ enum Entity {
 
 fn entity(projection: &Projection, which: Entity) -> anyhow::Result<serde_json::Value> {
     let value = match which {
-        Entity::Conversation(id) => serde_json::to_value(
-            projection
-                .world
-                .conversations
-                .get(&id)
-                .with_context(|| format!("{id} is not in the log (up to position {})", projection.position))?,
-        )?,
-        Entity::Agent(id) => serde_json::to_value(
-            projection
-                .world
-                .agents
-                .get(&id)
-                .with_context(|| format!("{id} is not in the log (up to position {})", projection.position))?,
-        )?,
+        Entity::Conversation(id) => {
+            serde_json::to_value(projection.world.conversations.get(&id).with_context(|| {
+                format!(
+                    "{id} is not in the log (up to position {})",
+                    projection.position
+                )
+            })?)?
+        }
+        Entity::Agent(id) => {
+            serde_json::to_value(projection.world.agents.get(&id).with_context(|| {
+                format!(
+                    "{id} is not in the log (up to position {})",
+                    projection.position
+                )
+            })?)?
+        }
     };
     Ok(value)
 }

@@ -37,7 +37,7 @@ pub fn seed(
     let mut pending_events = 0;
     while let Some(batch) = sim.next_batch() {
         let correlation_id = Uuid::now_v7();
-        for run in batch.chunk_by(|a, b| same_stream(a, b)) {
+        for run in batch.chunk_by(same_stream) {
             let stream_id = omni_proto::stream_id_for(&run[0].kind);
             let mut new_events = Vec::with_capacity(run.len());
             for event in run {
