@@ -97,11 +97,17 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     }
     let conversation = args
         .conversation
-        .map(|id| entity(&projection, Entity::Conversation(ConversationId(id))))
+        .map(|id| {
+            let id = ConversationId(id);
+            detail(&projection, id, projection.world.conversations.get(&id))
+        })
         .transpose()?;
     let agent = args
         .agent
-        .map(|id| entity(&projection, Entity::Agent(AgentId(id))))
+        .map(|id| {
+            let id = AgentId(id);
+            detail(&projection, id, projection.world.agents.get(&id))
+        })
         .transpose()?;
     if args.json {
         print_json(&serde_json::json!({
@@ -125,31 +131,19 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-enum Entity {
-    Conversation(ConversationId),
-    Agent(AgentId),
-}
-
-fn entity(projection: &Projection, which: Entity) -> anyhow::Result<serde_json::Value> {
-    let value = match which {
-        Entity::Conversation(id) => {
-            serde_json::to_value(projection.world.conversations.get(&id).with_context(|| {
-                format!(
-                    "{id} is not in the log (up to position {})",
-                    projection.position
-                )
-            })?)?
-        }
-        Entity::Agent(id) => {
-            serde_json::to_value(projection.world.agents.get(&id).with_context(|| {
-                format!(
-                    "{id} is not in the log (up to position {})",
-                    projection.position
-                )
-            })?)?
-        }
-    };
-    Ok(value)
+/// One projected entity as JSON, or an error naming what is missing and up to where.
+fn detail(
+    projection: &Projection,
+    id: impl std::fmt::Display,
+    found: Option<&impl serde::Serialize>,
+) -> anyhow::Result<serde_json::Value> {
+    let found = found.with_context(|| {
+        format!(
+            "{id} is not in the log (up to position {})",
+            projection.position
+        )
+    })?;
+    Ok(serde_json::to_value(found)?)
 }
 
 fn print_summary(s: &Summary) {

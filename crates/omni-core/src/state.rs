@@ -394,11 +394,8 @@ pub(crate) fn fold(s: &mut impl Entities, event: &Event) {
         .and_then(|c| c.backlog_key());
     fold_entities(s, at, &event.kind);
     if let Some(agent) = routing_change(&event.kind) {
-        // A new slot or new skills: only then is the skill filter (re)computed.
-        let skills_changed = matches!(
-            event.kind,
-            EventKind::AgentProvisioned(_) | EventKind::QueueMembershipChanged { .. }
-        );
+        // Skills change only when the agent is (re)provisioned: only then are they rehashed.
+        let skills_changed = matches!(event.kind, EventKind::AgentProvisioned(_));
         refresh_roster(s, agent, skills_changed);
     }
     if let Some(id) = conversation {
@@ -526,21 +523,11 @@ fn fold_entities(s: &mut impl Entities, at: Timestamp, kind: &EventKind) {
             agent,
             member,
         } => {
+            let joining = s.agent_ref(*agent).map(RosterSlot::of);
             if let Some(q) = s.queue_mut(*queue) {
-                match (q.slot(*agent), *member) {
-                    (Err(at), true) => q.roster.insert(
-                        at,
-                        RosterSlot {
-                            agent: *agent,
-                            last_assigned: None,
-                            connected: false,
-                            base: BaseStatus::Offline,
-                            free_units: 0,
-                            last_capacity_released_at: None,
-                            skill_filter: 0,
-                        },
-                    ),
-                    (Ok(at), false) => {
+                match (q.slot(*agent), *member, joining) {
+                    (Err(at), true, Some(slot)) => q.roster.insert(at, slot),
+                    (Ok(at), false, _) => {
                         q.roster.remove(at);
                     }
                     _ => {}

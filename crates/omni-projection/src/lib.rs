@@ -18,8 +18,6 @@ pub use seed::{SeedReport, seed};
 pub use snapshot::{SNAPSHOT_NAME, Verification, restore, snapshot_of, verify};
 pub use summary::Summary;
 
-use omni_core::World;
-
 /// What can go wrong while projecting the log.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
@@ -36,9 +34,4 @@ pub enum ProjectionError {
     NoSnapshot,
     #[error("the snapshot is at position {snapshot} but the log ends at {head}")]
     SnapshotBeyondLog { snapshot: u64, head: u64 },
-}
-
-/// Convenience for callers that only need the world.
-pub fn world_of(projection: Projection) -> World {
-    projection.world
 }

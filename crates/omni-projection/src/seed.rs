@@ -1,6 +1,6 @@
 //! Writing a generated, realistic log through the normal append path.
 
-use omni_core::{Actor, Event, apply};
+use omni_core::{Actor, apply};
 use omni_proto::Envelope;
 use omni_sim::{SimConfig, Simulation};
 use omni_store::{AppendRequest, EventLog, ExpectedVersion, NewEvent};
@@ -37,10 +37,19 @@ pub fn seed(
     let mut pending_events = 0;
     while let Some(batch) = sim.next_batch() {
         let correlation_id = Uuid::now_v7();
-        for run in batch.chunk_by(same_stream) {
-            let stream_id = omni_proto::stream_id_for(&run[0].kind);
-            let mut new_events = Vec::with_capacity(run.len());
-            for event in run {
+        let streams: Vec<String> = batch
+            .iter()
+            .map(|e| omni_proto::stream_id_for(&e.kind))
+            .collect();
+        let mut start = 0;
+        while start < batch.len() {
+            let stream_id = &streams[start];
+            let end = streams[start..]
+                .iter()
+                .position(|s| s != stream_id)
+                .map_or(batch.len(), |n| start + n);
+            let mut new_events = Vec::with_capacity(end - start);
+            for event in &batch[start..end] {
                 let envelope = Envelope {
                     event_id: Uuid::now_v7(),
                     stream_id: stream_id.clone(),
@@ -55,10 +64,11 @@ pub fn seed(
             }
             pending_events += new_events.len();
             pending.push(AppendRequest::new(
-                stream_id,
+                stream_id.clone(),
                 ExpectedVersion::Any,
                 new_events,
             ));
+            start = end;
         }
         for event in &batch {
             apply(&mut world, event);
@@ -89,8 +99,4 @@ fn append_all(log: &dyn EventLog, requests: Vec<AppendRequest>) -> Result<(), Pr
         result?;
     }
     Ok(())
-}
-
-fn same_stream(a: &Event, b: &Event) -> bool {
-    omni_proto::stream_id_for(&a.kind) == omni_proto::stream_id_for(&b.kind)
 }
