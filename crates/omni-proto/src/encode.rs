@@ -7,16 +7,16 @@ use omni_core::{
 
 use crate::Envelope;
 use crate::pb::{self, event_envelope::Event as Ev};
-use crate::wire::{id_string, optional_id_string};
+use crate::wire::{id_bytes, optional_id_bytes};
 
 impl From<&Envelope> for pb::EventEnvelope {
     fn from(envelope: &Envelope) -> Self {
         pb::EventEnvelope {
-            event_id: id_string(envelope.event_id),
+            event_id: id_bytes(envelope.event_id),
             stream_id: envelope.stream_id.clone(),
             occurred_at: envelope.event.at.0,
-            correlation_id: id_string(envelope.correlation_id),
-            causation_id: optional_id_string(envelope.causation_id),
+            correlation_id: id_bytes(envelope.correlation_id),
+            causation_id: optional_id_bytes(envelope.causation_id),
             actor: Some(actor(envelope.actor)),
             event: Some(event(&envelope.event.kind)),
         }
@@ -26,8 +26,8 @@ impl From<&Envelope> for pb::EventEnvelope {
 fn actor(actor: Actor) -> pb::Actor {
     use pb::actor::Kind;
     let kind = match actor {
-        Actor::Agent(agent) => Kind::AgentId(id_string(agent)),
-        Actor::Supervisor(supervisor) => Kind::SupervisorId(id_string(supervisor)),
+        Actor::Agent(agent) => Kind::AgentId(id_bytes(agent)),
+        Actor::Supervisor(supervisor) => Kind::SupervisorId(id_bytes(supervisor)),
         Actor::Customer => Kind::Customer(pb::actor::Customer {}),
         Actor::System => Kind::System(pb::actor::System {}),
     };
@@ -36,7 +36,7 @@ fn actor(actor: Actor) -> pb::Actor {
 
 fn presence(presence: Presence) -> pb::Presence {
     pb::Presence {
-        presence_id: id_string(presence.id),
+        presence_id: id_bytes(presence.id),
         base: presence.base.code(),
     }
 }
@@ -44,7 +44,7 @@ fn presence(presence: Presence) -> pb::Presence {
 fn linked_record(record: LinkedRecord) -> pb::LinkedRecord {
     pb::LinkedRecord {
         entity: record.entity.code(),
-        record_id: id_string(record.record),
+        record_id: id_bytes(record.record),
     }
 }
 
@@ -70,10 +70,8 @@ fn origin(origin: OfferOrigin) -> pb::incoming_session_request::Origin {
     use pb::incoming_session_request::{Origin, Pick, Routing};
     match origin {
         OfferOrigin::Routing => Origin::Routing(Routing {}),
-        OfferOrigin::Transfer { from } => Origin::TransferFromAgentId(id_string(from)),
-        OfferOrigin::Supervisor(supervisor) => {
-            Origin::AssignedBySupervisorId(id_string(supervisor))
-        }
+        OfferOrigin::Transfer { from } => Origin::TransferFromAgentId(id_bytes(from)),
+        OfferOrigin::Supervisor(supervisor) => Origin::AssignedBySupervisorId(id_bytes(supervisor)),
         OfferOrigin::Pick => Origin::Pick(Pick {}),
     }
 }
@@ -81,15 +79,15 @@ fn origin(origin: OfferOrigin) -> pb::incoming_session_request::Origin {
 fn target(target: TransferTarget) -> pb::transfer_initiated::Target {
     use pb::transfer_initiated::Target;
     match target {
-        TransferTarget::Agent(agent) => Target::TargetAgentId(id_string(agent)),
-        TransferTarget::Queue(queue) => Target::TargetQueueId(id_string(queue)),
+        TransferTarget::Agent(agent) => Target::TargetAgentId(id_bytes(agent)),
+        TransferTarget::Queue(queue) => Target::TargetQueueId(id_bytes(queue)),
     }
 }
 
 fn event(kind: &E) -> Ev {
     match kind {
         E::WorkstreamConfigured(ws) => Ev::WorkstreamConfigured(pb::WorkstreamConfigured {
-            workstream_id: id_string(ws.id),
+            workstream_id: id_bytes(ws.id),
             name: ws.name.clone(),
             channel: ws.channel.code(),
             mode: ws.mode.code(),
@@ -100,29 +98,29 @@ fn event(kind: &E) -> Ev {
             wrap_up_blocking: Some(wrap_up_blocking(ws.wrap_up_blocking)),
         }),
         E::QueueConfigured(queue) => Ev::QueueConfigured(pb::QueueConfigured {
-            queue_id: id_string(queue.id),
+            queue_id: id_bytes(queue.id),
             name: queue.name.clone(),
-            workstream_id: id_string(queue.workstream),
+            workstream_id: id_bytes(queue.workstream),
             method: queue.method.code(),
         }),
         E::CustomPresenceDefined(custom) => Ev::CustomPresenceDefined(pb::CustomPresenceDefined {
-            presence_id: id_string(custom.id),
+            presence_id: id_bytes(custom.id),
             name: custom.name.clone(),
             base: custom.base.code(),
         }),
         E::AgentProvisioned(profile) => Ev::AgentProvisioned(pb::AgentProvisioned {
-            agent_id: id_string(profile.id),
+            agent_id: id_bytes(profile.id),
             name: profile.name.clone(),
             capacity_units: profile.capacity_units,
             skills: profile.skills.iter().cloned().collect(),
             max_sessions: profile.max_sessions,
-            default_presence_id: id_string(profile.default_presence),
+            default_presence_id: id_bytes(profile.default_presence),
         }),
         E::AgentCapacityChanged {
             agent,
             capacity_units,
         } => Ev::AgentCapacityChanged(pb::AgentCapacityChanged {
-            agent_id: id_string(*agent),
+            agent_id: id_bytes(*agent),
             capacity_units: *capacity_units,
         }),
         E::QueueMembershipChanged {
@@ -130,15 +128,15 @@ fn event(kind: &E) -> Ev {
             agent,
             member,
         } => Ev::QueueMembershipChanged(pb::QueueMembershipChanged {
-            queue_id: id_string(*queue),
-            agent_id: id_string(*agent),
+            queue_id: id_bytes(*queue),
+            agent_id: id_bytes(*agent),
             member: *member,
         }),
         E::AgentSignedIn { agent } => Ev::AgentSignedIn(pb::AgentSignedIn {
-            agent_id: id_string(*agent),
+            agent_id: id_bytes(*agent),
         }),
         E::AgentSignedOut { agent } => Ev::AgentSignedOut(pb::AgentSignedOut {
-            agent_id: id_string(*agent),
+            agent_id: id_bytes(*agent),
         }),
         E::PresenceUpdate {
             agent,
@@ -146,7 +144,7 @@ fn event(kind: &E) -> Ev {
             source,
             sticky,
         } => Ev::PresenceUpdate(pb::PresenceUpdate {
-            agent_id: id_string(*agent),
+            agent_id: id_bytes(*agent),
             presence: Some(presence(*current)),
             source: source.code(),
             sticky: *sticky,
@@ -156,16 +154,16 @@ fn event(kind: &E) -> Ev {
             previous,
             previous_sticky,
         } => Ev::AgentDisconnected(pb::AgentDisconnected {
-            agent_id: id_string(*agent),
+            agent_id: id_bytes(*agent),
             previous: Some(presence(*previous)),
             previous_sticky: *previous_sticky,
         }),
         E::AgentReconnected { agent } => Ev::AgentReconnected(pb::AgentReconnected {
-            agent_id: id_string(*agent),
+            agent_id: id_bytes(*agent),
         }),
         E::AgentDisconnectGraceExpired { agent } => {
             Ev::AgentDisconnectGraceExpired(pb::AgentDisconnectGraceExpired {
-                agent_id: id_string(*agent),
+                agent_id: id_bytes(*agent),
             })
         }
         E::ConversationCreated {
@@ -176,10 +174,10 @@ fn event(kind: &E) -> Ev {
             skills,
             customer,
         } => Ev::ConversationCreated(pb::ConversationCreated {
-            conversation_id: id_string(*conversation),
+            conversation_id: id_bytes(*conversation),
             channel: channel.code(),
-            queue_id: id_string(*queue),
-            workstream_id: id_string(*workstream),
+            queue_id: id_bytes(*queue),
+            workstream_id: id_bytes(*workstream),
             skills: skills.clone(),
             customer: customer.clone(),
         }),
@@ -191,12 +189,12 @@ fn event(kind: &E) -> Ev {
             expires_at,
             queue,
         } => Ev::IncomingSessionRequest(pb::IncomingSessionRequest {
-            conversation_id: id_string(session.conversation),
+            conversation_id: id_bytes(session.conversation),
             session_number: session.number.0,
-            agent_id: id_string(*agent),
+            agent_id: id_bytes(*agent),
             units: *units,
             expires_at: expires_at.0,
-            queue_id: optional_id_string(*queue),
+            queue_id: optional_id_bytes(*queue),
             origin: Some(origin(*why)),
         }),
         E::SessionAccepted {
@@ -205,9 +203,9 @@ fn event(kind: &E) -> Ev {
             units,
             tab,
         } => Ev::SessionAccepted(pb::SessionAccepted {
-            conversation_id: id_string(session.conversation),
+            conversation_id: id_bytes(session.conversation),
             session_number: session.number.0,
-            agent_id: id_string(*agent),
+            agent_id: id_bytes(*agent),
             units: *units,
             tab: tab.code(),
         }),
@@ -216,9 +214,9 @@ fn event(kind: &E) -> Ev {
             agent,
             units,
         } => Ev::OfferRejected(pb::OfferRejected {
-            conversation_id: id_string(session.conversation),
+            conversation_id: id_bytes(session.conversation),
             session_number: session.number.0,
-            agent_id: id_string(*agent),
+            agent_id: id_bytes(*agent),
             units: *units,
         }),
         E::OfferTimedOut {
@@ -226,9 +224,9 @@ fn event(kind: &E) -> Ev {
             agent,
             units,
         } => Ev::OfferTimedOut(pb::OfferTimedOut {
-            conversation_id: id_string(session.conversation),
+            conversation_id: id_bytes(session.conversation),
             session_number: session.number.0,
-            agent_id: id_string(*agent),
+            agent_id: id_bytes(*agent),
             units: *units,
         }),
         E::OfferWithdrawn {
@@ -237,9 +235,9 @@ fn event(kind: &E) -> Ev {
             units,
             reason,
         } => Ev::OfferWithdrawn(pb::OfferWithdrawn {
-            conversation_id: id_string(session.conversation),
+            conversation_id: id_bytes(session.conversation),
             session_number: session.number.0,
-            agent_id: id_string(*agent),
+            agent_id: id_bytes(*agent),
             units: *units,
             reason: reason.code(),
         }),
@@ -248,9 +246,9 @@ fn event(kind: &E) -> Ev {
             agent,
             reason,
         } => Ev::SessionClosed(pb::SessionClosed {
-            conversation_id: id_string(session.conversation),
+            conversation_id: id_bytes(session.conversation),
             session_number: session.number.0,
-            agent_id: id_string(*agent),
+            agent_id: id_bytes(*agent),
             reason: reason.code(),
         }),
         E::CapacityReleased {
@@ -258,8 +256,8 @@ fn event(kind: &E) -> Ev {
             agent,
             units,
         } => Ev::CapacityReleased(pb::CapacityReleased {
-            conversation_id: id_string(*conversation),
-            agent_id: id_string(*agent),
+            conversation_id: id_bytes(*conversation),
+            agent_id: id_bytes(*agent),
             units: *units,
         }),
         E::TransferInitiated {
@@ -267,8 +265,8 @@ fn event(kind: &E) -> Ev {
             from,
             target: to,
         } => Ev::TransferInitiated(pb::TransferInitiated {
-            conversation_id: id_string(*conversation),
-            from_agent_id: id_string(*from),
+            conversation_id: id_bytes(*conversation),
+            from_agent_id: id_bytes(*from),
             target: Some(target(*to)),
         }),
         E::TransferCompleted {
@@ -276,9 +274,9 @@ fn event(kind: &E) -> Ev {
             from,
             to,
         } => Ev::TransferCompleted(pb::TransferCompleted {
-            conversation_id: id_string(*conversation),
-            from_agent_id: id_string(*from),
-            to_agent_id: id_string(*to),
+            conversation_id: id_bytes(*conversation),
+            from_agent_id: id_bytes(*from),
+            to_agent_id: id_bytes(*to),
         }),
         E::ConsultStarted {
             session,
@@ -286,10 +284,10 @@ fn event(kind: &E) -> Ev {
             by,
             tab,
         } => Ev::ConsultStarted(pb::ConsultStarted {
-            conversation_id: id_string(session.conversation),
+            conversation_id: id_bytes(session.conversation),
             session_number: session.number.0,
-            consultant_agent_id: id_string(*consultant),
-            by_agent_id: id_string(*by),
+            consultant_agent_id: id_bytes(*consultant),
+            by_agent_id: id_bytes(*by),
             tab: tab.code(),
         }),
         E::ConsultEnded {
@@ -297,23 +295,23 @@ fn event(kind: &E) -> Ev {
             consultant,
             keep_tab,
         } => Ev::ConsultEnded(pb::ConsultEnded {
-            conversation_id: id_string(session.conversation),
+            conversation_id: id_bytes(session.conversation),
             session_number: session.number.0,
-            consultant_agent_id: id_string(*consultant),
+            consultant_agent_id: id_bytes(*consultant),
             keep_tab: *keep_tab,
         }),
         E::CallHeld { conversation } => Ev::CallHeld(pb::CallHeld {
-            conversation_id: id_string(*conversation),
+            conversation_id: id_bytes(*conversation),
         }),
         E::CallResumed { conversation } => Ev::CallResumed(pb::CallResumed {
-            conversation_id: id_string(*conversation),
+            conversation_id: id_bytes(*conversation),
         }),
         E::MediaStateChanged {
             conversation,
             media,
             state,
         } => Ev::MediaStateChanged(pb::MediaStateChanged {
-            conversation_id: id_string(*conversation),
+            conversation_id: id_bytes(*conversation),
             media: media.code(),
             state: Some(state.code()),
         }),
@@ -322,7 +320,7 @@ fn event(kind: &E) -> Ev {
             record,
             replaced,
         } => Ev::RecordLinked(pb::RecordLinked {
-            conversation_id: id_string(*conversation),
+            conversation_id: id_bytes(*conversation),
             record: Some(linked_record(*record)),
             replaced: replaced.map(linked_record),
         }),
@@ -330,7 +328,7 @@ fn event(kind: &E) -> Ev {
             conversation,
             record,
         } => Ev::RecordUnlinked(pb::RecordUnlinked {
-            conversation_id: id_string(*conversation),
+            conversation_id: id_bytes(*conversation),
             record: Some(linked_record(*record)),
         }),
         E::UnreadMessage {
@@ -338,23 +336,23 @@ fn event(kind: &E) -> Ev {
             agent,
             unread,
         } => Ev::UnreadMessage(pb::UnreadMessage {
-            conversation_id: id_string(session.conversation),
+            conversation_id: id_bytes(session.conversation),
             session_number: session.number.0,
-            agent_id: id_string(*agent),
+            agent_id: id_bytes(*agent),
             unread: *unread,
         }),
         E::SessionFocused { session, agent } => Ev::SessionFocused(pb::SessionFocused {
-            conversation_id: id_string(session.conversation),
+            conversation_id: id_bytes(session.conversation),
             session_number: session.number.0,
-            agent_id: id_string(*agent),
+            agent_id: id_bytes(*agent),
         }),
         E::ConversationQueued {
             conversation,
             queue,
             reason,
         } => Ev::ConversationQueued(pb::ConversationQueued {
-            conversation_id: id_string(*conversation),
-            queue_id: id_string(*queue),
+            conversation_id: id_bytes(*conversation),
+            queue_id: id_bytes(*queue),
             reason: reason.code(),
         }),
         E::ConversationResumed {
@@ -363,8 +361,8 @@ fn event(kind: &E) -> Ev {
             units,
             tab,
         } => Ev::ConversationResumed(pb::ConversationResumed {
-            conversation_id: id_string(*conversation),
-            agent_id: id_string(*agent),
+            conversation_id: id_bytes(*conversation),
+            agent_id: id_bytes(*agent),
             units: *units,
             tab: tab.code(),
         }),
@@ -372,15 +370,15 @@ fn event(kind: &E) -> Ev {
             conversation,
             agent,
         } => Ev::ConversationWaiting(pb::ConversationWaiting {
-            conversation_id: id_string(*conversation),
-            agent_id: id_string(*agent),
+            conversation_id: id_bytes(*conversation),
+            agent_id: id_bytes(*agent),
         }),
         E::EndConversation {
             conversation,
             ended_by,
             reason,
         } => Ev::EndConversation(pb::EndConversation {
-            conversation_id: id_string(*conversation),
+            conversation_id: id_bytes(*conversation),
             ended_by: Some(actor(*ended_by)),
             reason: reason.code(),
         }),
@@ -388,17 +386,17 @@ fn event(kind: &E) -> Ev {
             conversation,
             reason,
         } => Ev::ConversationClosed(pb::ConversationClosed {
-            conversation_id: id_string(*conversation),
+            conversation_id: id_bytes(*conversation),
             reason: reason.code(),
         }),
         E::CustomerDisconnected { conversation } => {
             Ev::CustomerDisconnected(pb::CustomerDisconnected {
-                conversation_id: id_string(*conversation),
+                conversation_id: id_bytes(*conversation),
             })
         }
         E::CustomerReconnected { conversation } => {
             Ev::CustomerReconnected(pb::CustomerReconnected {
-                conversation_id: id_string(*conversation),
+                conversation_id: id_bytes(*conversation),
             })
         }
     }

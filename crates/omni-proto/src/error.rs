@@ -19,7 +19,8 @@ pub struct FieldPath {
 }
 
 impl FieldPath {
-    pub(crate) const fn new(message: &'static str, field: &'static str) -> FieldPath {
+    /// The path of `field` in `message`.
+    pub const fn new(message: &'static str, field: &'static str) -> FieldPath {
         FieldPath {
             message,
             field,
@@ -28,7 +29,7 @@ impl FieldPath {
     }
 
     /// The path of `sub` inside this field.
-    pub(crate) const fn sub(self, sub: &'static str) -> FieldPath {
+    pub const fn sub(self, sub: &'static str) -> FieldPath {
         FieldPath {
             sub: Some(sub),
             ..self
@@ -59,9 +60,9 @@ pub enum DecodeError {
     /// oneof or nested message, a session number 0.
     #[error("{0} is missing")]
     Missing(FieldPath),
-    /// An id field holds something that is not a UUID.
-    #[error("{field}: '{value}' is not a UUID")]
-    NotAUuid { field: FieldPath, value: String },
+    /// An id field holds something that is not a UUID: ids are exactly 16 bytes.
+    #[error("{field}: {len} bytes are not a UUID (an id is 16 bytes)")]
+    NotAUuid { field: FieldPath, len: usize },
     /// A code this version does not know: a corrupt value, or one added by a newer schema.
     #[error("{field}: {value} is not a known {vocabulary}")]
     UnknownCode {

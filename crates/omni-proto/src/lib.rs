@@ -3,9 +3,12 @@
 //!
 //! The generated types live in [`pb`]. Code outside this crate works with [`Envelope`]: turning
 //! one into bytes cannot fail ([`encode`]), turning bytes back validates everything the
-//! schema cannot ([`decode`]): ids must be UUIDs, codes must be known, required parts must be
-//! there, and an event kind this version does not know is an error, never a silent skip, so a
-//! reader too old for its log stops instead of folding an incomplete history.
+//! schema cannot ([`decode`]): ids must be UUIDs (16 bytes), codes must be known, required
+//! parts must be there, and an event kind this version does not know is an error, never a
+//! silent skip, so a reader too old for its log stops instead of folding an incomplete history.
+//!
+//! Ids travel as their 16 bytes; [`uuid_to_bytes`] and [`uuid_from_bytes`] are the conversion
+//! for any schema that follows the same convention, with errors naming the field.
 //!
 //! Decoding sits on the replay path (a target of a million events a second, decode and fold,
 //! on one core), so the happy path formats nothing and allocates only what prost must.
@@ -23,6 +26,7 @@ use prost::Message;
 use uuid::Uuid;
 
 pub use error::{DecodeError, FieldPath};
+pub use wire::{optional_uuid_from_bytes, uuid_from_bytes, uuid_to_bytes};
 
 /// The types prost generates from `proto/omnichannel/v1/*.proto`; their documentation is the
 /// schema's comments.

@@ -11,7 +11,10 @@ use prost::Message;
 use uuid::Uuid;
 
 use crate::pb::{self, event_envelope::Event as Ev};
-use crate::{DecodeError, Envelope, decode, encode, encode_to, stream_id_for};
+use crate::{
+    DecodeError, Envelope, FieldPath, decode, encode, encode_to, optional_uuid_from_bytes,
+    stream_id_for, uuid_from_bytes, uuid_to_bytes,
+};
 
 const CONVERSATION: ConversationId = ConversationId::from_u128(0xc0);
 const AGENT: AgentId = AgentId::from_u128(0xa1);
@@ -443,6 +446,45 @@ fn proto_enums_use_the_domain_codes() {
     }
 }
 
+/// Ids travel as their 16 bytes in RFC 4122 order, the order of the text form.
+#[test]
+fn ids_are_their_sixteen_bytes_in_text_order() {
+    let available = PresenceId::AVAILABLE.0;
+    assert_eq!(
+        available.hyphenated().to_string(),
+        "f523f628-c07a-e811-8162-000d3aa11f50"
+    );
+    let bytes = uuid_to_bytes(available);
+    assert_eq!(
+        bytes[..],
+        [
+            0xf5, 0x23, 0xf6, 0x28, 0xc0, 0x7a, 0xe8, 0x11, 0x81, 0x62, 0x00, 0x0d, 0x3a, 0xa1,
+            0x1f, 0x50
+        ]
+    );
+    let at = FieldPath::new("Presence", "presence_id");
+    assert_eq!(uuid_from_bytes(&bytes, at), Ok(available));
+    assert_eq!(optional_uuid_from_bytes(&bytes, at), Ok(Some(available)));
+    assert_eq!(optional_uuid_from_bytes(&[], at), Ok(None));
+    assert_eq!(uuid_from_bytes(&[], at), Err(DecodeError::Missing(at)));
+    assert_eq!(
+        optional_uuid_from_bytes(&bytes[1..], at),
+        Err(DecodeError::NotAUuid { field: at, len: 15 })
+    );
+
+    // On the wire: an agent signing in is the envelope around tag 1, 16 bytes, the agent's id.
+    let signed_in = pb::EventEnvelope::from(&envelope(E::AgentSignedIn { agent: AGENT }));
+    match signed_in.event {
+        Some(Ev::AgentSignedIn(m)) => {
+            assert_eq!(
+                m.encode_to_vec(),
+                [&[0x0a, 16][..], AGENT.0.as_bytes()].concat()
+            )
+        }
+        other => panic!("expected AgentSignedIn, built {other:?}"),
+    }
+}
+
 // --- malformed input ---------------------------------------------------------------------
 
 /// The wire form of an example event, with `$edit` applied to its `$variant` message.
@@ -485,10 +527,21 @@ fn a_missing_id_is_named() {
 }
 
 #[test]
-fn a_malformed_uuid_is_quoted() {
-    let message = tampered!(accepted(), SessionAccepted, |m| m.agent_id = "xyz".into());
-    let error = rejects(message, "SessionAccepted.agent_id: 'xyz' is not a UUID");
-    assert!(matches!(error, DecodeError::NotAUuid { .. }));
+fn an_id_of_the_wrong_length_is_named() {
+    let message = tampered!(accepted(), SessionAccepted, |m| m.agent_id =
+        b"xyz".to_vec().into());
+    let error = rejects(
+        message,
+        "SessionAccepted.agent_id: 3 bytes are not a UUID (an id is 16 bytes)",
+    );
+    assert!(matches!(error, DecodeError::NotAUuid { len: 3, .. }));
+    // The text form of a UUID is not its wire form either.
+    let message = tampered!(accepted(), SessionAccepted, |m| m.agent_id =
+        AGENT.0.hyphenated().to_string().into_bytes().into());
+    rejects(
+        message,
+        "SessionAccepted.agent_id: 36 bytes are not a UUID (an id is 16 bytes)",
+    );
 }
 
 #[test]
@@ -542,12 +595,12 @@ fn errors_inside_nested_messages_and_oneofs_give_the_whole_path() {
     };
     let message = tampered!(ended.clone(), EndConversation, |m| {
         m.ended_by = Some(pb::Actor {
-            kind: Some(pb::actor::Kind::AgentId("nope".into())),
+            kind: Some(pb::actor::Kind::AgentId(vec![0; 17].into())),
         })
     });
     rejects(
         message,
-        "EndConversation.ended_by.agent_id: 'nope' is not a UUID",
+        "EndConversation.ended_by.agent_id: 17 bytes are not a UUID (an id is 16 bytes)",
     );
     let message = tampered!(ended, EndConversation, |m| m.ended_by = None);
     rejects(message, "EndConversation.ended_by is missing");
@@ -572,12 +625,12 @@ fn errors_inside_nested_messages_and_oneofs_give_the_whole_path() {
     rejects(message, "TransferInitiated.target is missing");
     let message = tampered!(transfer(), TransferInitiated, |m| {
         m.target = Some(pb::transfer_initiated::Target::TargetQueueId(
-            "queue-1".into(),
+            vec![1; 15].into(),
         ))
     });
     rejects(
         message,
-        "TransferInitiated.target_queue_id: 'queue-1' is not a UUID",
+        "TransferInitiated.target_queue_id: 15 bytes are not a UUID (an id is 16 bytes)",
     );
 
     let workstream = example("WorkstreamConfigured");
@@ -597,10 +650,21 @@ fn envelope_fields_are_checked() {
     let valid = || pb::EventEnvelope::from(&envelope(accepted()));
 
     let mut message = valid();
-    message.event_id = "not-a-uuid".into();
+    message.event_id = b"not-a-uuid".to_vec().into();
     rejects(
         message,
-        "EventEnvelope.event_id: 'not-a-uuid' is not a UUID",
+        "EventEnvelope.event_id: 10 bytes are not a UUID (an id is 16 bytes)",
+    );
+
+    let mut message = valid();
+    message.correlation_id.clear();
+    rejects(message, "EventEnvelope.correlation_id is missing");
+
+    let mut message = valid();
+    message.causation_id = vec![7; 4].into();
+    rejects(
+        message,
+        "EventEnvelope.causation_id: 4 bytes are not a UUID (an id is 16 bytes)",
     );
 
     let mut message = valid();
@@ -620,7 +684,7 @@ fn envelope_fields_are_checked() {
 fn an_envelope_without_event_is_reported_not_dropped() {
     let mut message = pb::EventEnvelope::from(&envelope(accepted()));
     message.event = None;
-    let event_id = message.event_id.clone();
+    let event_id = Uuid::from_slice(&message.event_id).expect("16 bytes");
     let error = rejects(
         message,
         &format!("event envelope {event_id} carries no event this version knows (newer schema?)"),

@@ -1,7 +1,8 @@
-//! The scalars every event is made of: ids (UUID strings on the wire) and coded vocabularies
+//! The scalars every event is made of: ids (16 bytes on the wire) and coded vocabularies
 //! (int32 codes on the wire). One generic helper per direction, instead of a hand-written
 //! conversion per field, keeps the per-event code to a list of field names.
 
+use bytes::Bytes;
 use omni_core::{
     AgentId, AssignmentMethod, BaseStatus, Channel, ClosureReason, ConversationId, LinkEntity,
     MediaKind, MediaState, PresenceId, PresenceSource, QueueId, RecordId, RoutingMode, SessionNo,
@@ -11,7 +12,7 @@ use uuid::Uuid;
 
 use crate::error::{DecodeError, FieldPath};
 
-/// A domain id that travels as a UUID string.
+/// A domain id that travels as the 16 bytes of its UUID.
 pub(crate) trait WireId: Copy {
     fn uuid(self) -> Uuid;
     fn from_uuid(uuid: Uuid) -> Self;
@@ -83,45 +84,60 @@ core_coded!(
 
 // --- domain → wire ---------------------------------------------------------------------------
 
-/// The hyphenated lower-case form, written through a stack buffer: one allocation, no
-/// formatting machinery.
-pub(crate) fn id_string(id: impl WireId) -> String {
-    id.uuid()
-        .hyphenated()
-        .encode_lower(&mut Uuid::encode_buffer())
-        .to_owned()
+/// The wire form of a UUID: its 16 bytes in RFC 4122 order (the order of the hyphenated text),
+/// as the `bytes::Bytes` prost generates for `bytes` fields.
+///
+/// Every id of omnichannel.v1 travels this way, and so do the ids of any other schema that
+/// shares the convention; [`uuid_from_bytes`] reads it back.
+pub fn uuid_to_bytes(id: Uuid) -> Bytes {
+    Bytes::copy_from_slice(id.as_bytes())
 }
 
-/// An optional id; the empty string stands for `None`.
-pub(crate) fn optional_id_string(id: Option<impl WireId>) -> String {
-    id.map(id_string).unwrap_or_default()
+/// A domain id on the wire.
+pub(crate) fn id_bytes(id: impl WireId) -> Bytes {
+    uuid_to_bytes(id.uuid())
+}
+
+/// An optional id; empty bytes stand for `None`.
+pub(crate) fn optional_id_bytes(id: Option<impl WireId>) -> Bytes {
+    id.map(id_bytes).unwrap_or_default()
 }
 
 // --- wire → domain ---------------------------------------------------------------------------
 
-/// A required id: empty is missing, anything else must parse as a UUID.
-pub(crate) fn parse_id<T: WireId>(text: &str, at: FieldPath) -> Result<T, DecodeError> {
-    if text.is_empty() {
-        return Err(DecodeError::Missing(at));
-    }
-    Uuid::try_parse(text)
-        .map(T::from_uuid)
-        .map_err(|_| DecodeError::NotAUuid {
+/// Reads a required id field written by [`uuid_to_bytes`]: empty is [`DecodeError::Missing`],
+/// any length but 16 is [`DecodeError::NotAUuid`], both naming the field `at`.
+pub fn uuid_from_bytes(bytes: &[u8], at: FieldPath) -> Result<Uuid, DecodeError> {
+    match <[u8; 16]>::try_from(bytes) {
+        Ok(raw) => Ok(Uuid::from_bytes(raw)),
+        Err(_) if bytes.is_empty() => Err(DecodeError::Missing(at)),
+        Err(_) => Err(DecodeError::NotAUuid {
             field: at,
-            value: text.to_owned(),
-        })
+            len: bytes.len(),
+        }),
+    }
 }
 
-/// An optional id: empty is `None`.
-pub(crate) fn parse_optional_id<T: WireId>(
-    text: &str,
-    at: FieldPath,
-) -> Result<Option<T>, DecodeError> {
-    if text.is_empty() {
+/// Reads an optional id field: empty is `None`, else as [`uuid_from_bytes`].
+pub fn optional_uuid_from_bytes(bytes: &[u8], at: FieldPath) -> Result<Option<Uuid>, DecodeError> {
+    if bytes.is_empty() {
         Ok(None)
     } else {
-        parse_id(text, at).map(Some)
+        uuid_from_bytes(bytes, at).map(Some)
     }
+}
+
+/// A required domain id.
+pub(crate) fn parse_id<T: WireId>(bytes: &[u8], at: FieldPath) -> Result<T, DecodeError> {
+    uuid_from_bytes(bytes, at).map(T::from_uuid)
+}
+
+/// An optional domain id: empty is `None`.
+pub(crate) fn parse_optional_id<T: WireId>(
+    bytes: &[u8],
+    at: FieldPath,
+) -> Result<Option<T>, DecodeError> {
+    optional_uuid_from_bytes(bytes, at).map(|id| id.map(T::from_uuid))
 }
 
 /// A protobuf enum field: 0 is `*_UNSPECIFIED`, which means the writer did not set it.
@@ -144,7 +160,7 @@ pub(crate) fn parse_present_code<T: Coded>(
 
 /// A session reference: sessions are numbered from 1, so number 0 is missing.
 pub(crate) fn parse_session(
-    conversation: &str,
+    conversation: &[u8],
     number: u32,
     conversation_at: FieldPath,
     number_at: FieldPath,
