@@ -20,6 +20,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     files.sort();
 
     let descriptors = protox::compile(&files, [&root])?;
+    let event_only = event_only(&descriptors)?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out_dir.join("event_only.rs"), event_only)?;
     prost_build::Config::new()
         // `prost::Name` on every message: decode errors name the message a field belongs to.
         .enable_type_names()
@@ -29,4 +32,46 @@ fn main() -> Result<(), Box<dyn Error>> {
         .bytes(["."])
         .compile_fds(descriptors)?;
     Ok(())
+}
+
+/// The Rust source of `EventOnly`: `omnichannel.v1.EventEnvelope` reduced to `occurred_at` and
+/// the `event` oneof, with the tags read from the schema so that it cannot drift from it.
+/// prost skips every other field of the envelope (ids, stream, actor) without decoding it.
+fn event_only(descriptors: &prost_types::FileDescriptorSet) -> Result<String, Box<dyn Error>> {
+    const TEMPLATE: &str = r#"/// `EventEnvelope` as replay reads it: the time and the event, nothing else.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct EventOnly {
+    #[prost(int64, tag = "OCCURRED_AT")]
+    pub occurred_at: i64,
+    #[prost(oneof = "crate::pb::event_envelope::Event", tags = "EVENT_TAGS")]
+    pub event: ::core::option::Option<crate::pb::event_envelope::Event>,
+}
+"#;
+    let envelope = descriptors
+        .file
+        .iter()
+        .filter(|file| file.package() == "omnichannel.v1")
+        .flat_map(|file| &file.message_type)
+        .find(|message| message.name() == "EventEnvelope")
+        .ok_or("omnichannel.v1.EventEnvelope is not in the schema")?;
+    let event_oneof = envelope
+        .oneof_decl
+        .iter()
+        .position(|oneof| oneof.name() == "event")
+        .ok_or("EventEnvelope has no `event` oneof")?;
+    let event_tags: Vec<String> = envelope
+        .field
+        .iter()
+        .filter(|field| field.oneof_index == Some(event_oneof as i32))
+        .map(|field| field.number().to_string())
+        .collect();
+    let occurred_at = envelope
+        .field
+        .iter()
+        .find(|field| field.name() == "occurred_at")
+        .ok_or("EventEnvelope has no `occurred_at`")?
+        .number();
+    Ok(TEMPLATE
+        .replace("OCCURRED_AT", &occurred_at.to_string())
+        .replace("EVENT_TAGS", &event_tags.join(", ")))
 }

@@ -213,7 +213,7 @@ fn transfer_target(m: &pb::TransferInitiated) -> Result<TransferTarget, DecodeEr
 }
 
 /// Strings are moved out of `m` last in each arm: `at!` needs `m` whole.
-fn event_kind(event: Ev) -> Result<E, DecodeError> {
+pub(crate) fn event_kind(event: Ev) -> Result<E, DecodeError> {
     Ok(match event {
         Ev::WorkstreamConfigured(m) => E::WorkstreamConfigured(workstream(m)?),
         Ev::QueueConfigured(m) => E::QueueConfigured(QueueConfig {

@@ -1,5 +1,6 @@
 use std::collections::BTreeSet;
 
+use bytes::Bytes;
 use omni_core::{
     Actor, AgentId, AgentProfile, AssignmentMethod, BaseStatus, Channel, ChannelTimers,
     ClosureReason, ConversationId, CustomPresence, Event, EventKind as E, LinkEntity, LinkedRecord,
@@ -12,8 +13,8 @@ use uuid::Uuid;
 
 use crate::pb::{self, event_envelope::Event as Ev};
 use crate::{
-    DecodeError, Envelope, FieldPath, decode, encode, encode_to, optional_uuid_from_bytes,
-    stream_id_for, uuid_from_bytes, uuid_to_bytes,
+    DecodeError, Envelope, FieldPath, decode, decode_event, encode, encode_to,
+    optional_uuid_from_bytes, stream_id_for, uuid_from_bytes, uuid_to_bytes,
 };
 
 const CONVERSATION: ConversationId = ConversationId::from_u128(0xc0);
@@ -721,4 +722,68 @@ fn bytes_that_are_not_protobuf_are_rejected_clearly() {
         decode(truncated),
         Err(DecodeError::NotProtobuf(_))
     ));
+}
+
+// --- replay's reader -----------------------------------------------------------------------
+
+/// Replay's reader: every kind comes back from a slice of a larger buffer, as from `decode`.
+#[test]
+fn decode_event_reads_every_kind_from_a_shared_buffer() {
+    let envelopes: Vec<Envelope> = every_kind().into_iter().map(envelope).collect();
+    let mut buf = Vec::new();
+    let mut ends = Vec::new();
+    for original in &envelopes {
+        encode_to(original, &mut buf);
+        ends.push(buf.len());
+    }
+    let shared = Bytes::from(buf);
+    let mut start = 0;
+    for (original, end) in envelopes.iter().zip(ends) {
+        let bytes = shared.slice(start..end);
+        assert_eq!(decode_event(&bytes), Ok(original.event.clone()));
+        start = end;
+    }
+}
+
+/// The envelope's metadata is skipped, not checked; the event is checked as `decode` does.
+#[test]
+fn decode_event_checks_the_event_and_skips_the_metadata() {
+    let original = envelope(accepted());
+    let mut message = pb::EventEnvelope::from(&original);
+    message.correlation_id = vec![1; 3].into();
+    message.stream_id.clear();
+    message.actor = None;
+    let bytes = Bytes::from(message.encode_to_vec());
+    assert_eq!(decode_event(&bytes), Ok(original.event));
+    assert!(decode(&bytes).is_err(), "decode still checks all of it");
+
+    let message = tampered!(accepted(), SessionAccepted, |m| m.agent_id =
+        vec![9; 20].into());
+    let bytes = Bytes::from(message.encode_to_vec());
+    let error = decode_event(&bytes).expect_err("a bad id in the event");
+    assert_eq!(
+        error.to_string(),
+        "SessionAccepted.agent_id: 20 bytes are not a UUID (an id is 16 bytes)"
+    );
+    assert_eq!(decode(&bytes).expect_err("the same error"), error);
+
+    let garbage = Bytes::from_static(b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff");
+    assert!(matches!(
+        decode_event(&garbage),
+        Err(DecodeError::NotProtobuf(_))
+    ));
+}
+
+#[test]
+fn decode_event_reports_an_unknown_kind_with_its_event_id() {
+    let mut message = pb::EventEnvelope::from(&envelope(accepted()));
+    message.event = None;
+    let event_id = Uuid::from_slice(&message.event_id).expect("16 bytes");
+    let mut bytes = message.encode_to_vec();
+    prost::encoding::encode_key(999, prost::encoding::WireType::LengthDelimited, &mut bytes);
+    bytes.extend_from_slice(&[2, 0x08, 0x01]);
+    assert_eq!(
+        decode_event(&Bytes::from(bytes)),
+        Err(DecodeError::UnknownEvent { event_id })
+    );
 }
