@@ -1,12 +1,18 @@
 //! Folding the log into projections.
 //!
-//! Reading and decoding run on one thread while folding runs on the caller's: decoding a
-//! Protobuf envelope costs about as much as folding it, so on two cores the pipeline replays at
+//! Reading and decoding run on one thread while folding runs on the caller's: reading and
+//! decoding an event costs about as much as folding it, so on two cores the pipeline replays at
 //! nearly the speed of the slower half instead of the sum of both.
+//!
+//! The decoding thread copies each batch of payloads into one buffer and decodes from there
+//! ([`omni_proto::decode_event`]), so ids are slices of it rather than an allocation each; the
+//! buffer and the vectors of decoded events go round and are reused, so the steady state
+//! allocates only for the strings events carry.
 
 use std::ops::ControlFlow;
 use std::sync::mpsc;
 
+use bytes::BytesMut;
 use omni_core::{Event, Timestamp, World, apply};
 use omni_proto::DecodeError;
 use omni_store::EventLog;
@@ -49,8 +55,12 @@ pub fn rebuild(
 }
 
 /// Events travel from the decoder to the folder in batches this large: big enough that the
-/// channel costs nothing per event, small enough to keep both threads busy.
-const BATCH: usize = 4096;
+/// channel costs nothing per event, small enough that a batch is still in cache when it is
+/// folded.
+const BATCH: usize = 1024;
+
+/// Batches decoded ahead of the folder.
+const AHEAD: usize = 4;
 
 /// What the decoding thread hands over.
 enum Decoded {
@@ -72,24 +82,34 @@ pub fn resume(
         events: 0,
         unknown: Vec::new(),
     };
-    let (sender, receiver) = mpsc::sync_channel::<Vec<Decoded>>(4);
+    let (sender, receiver) = mpsc::sync_channel::<Vec<Decoded>>(AHEAD);
+    // Folded batches go back to be refilled: the decoder reuses their allocation and drops the
+    // events there, leaving the folder nothing but folding.
+    let (recycle, recycled) = mpsc::channel::<Vec<Decoded>>();
     let decoded = std::thread::scope(|scope| {
-        let decoder = scope.spawn(move || decode_from(log, position + 1, until, sender));
+        let decoder = std::thread::Builder::new()
+            .name("omni-replay-decode".to_owned())
+            .spawn_scoped(scope, move || {
+                decode_from(log, position + 1, until, &sender, &recycled)
+            })
+            .expect("the decoding thread starts");
         for batch in receiver {
-            for item in batch {
+            for item in &batch {
                 match item {
                     Decoded::Event { position, event } => {
-                        apply(&mut projection.world, &event);
-                        projection.position = position;
+                        apply(&mut projection.world, event);
+                        projection.position = *position;
                         projection.events += 1;
                     }
                     Decoded::Unknown { position } => {
-                        projection.unknown.push(position);
-                        projection.position = position;
+                        projection.unknown.push(*position);
+                        projection.position = *position;
                     }
                 }
             }
             progress(projection.position);
+            // Refused once the decoder has finished.
+            let _ = recycle.send(batch);
         }
         decoder.join().expect("the decoding thread does not panic")
     });
@@ -99,56 +119,104 @@ pub fn resume(
 
 /// Reads and decodes from `from` until `until`, sending batches; stops early when the folder
 /// has gone away.
+///
+/// Payloads are copied into one shared buffer per batch and decoded from there with
+/// [`omni_proto::decode_event`], whose ids are then slices of that buffer rather than an
+/// allocation each; the buffer is reused once the batch is decoded.
 fn decode_from(
     log: &dyn EventLog,
     from: u64,
     until: Until,
-    sender: mpsc::SyncSender<Vec<Decoded>>,
+    sender: &mpsc::SyncSender<Vec<Decoded>>,
+    recycled: &mpsc::Receiver<Vec<Decoded>>,
 ) -> Result<(), ProjectionError> {
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut failure = None;
+    let mut raw = RawBatch::default();
+    let mut outcome = Ok(true);
     log.for_each_from(from, &mut |stored| {
         if let Until::Position(last) = until {
             if stored.position > last {
                 return ControlFlow::Break(());
             }
         }
-        let item = match omni_proto::decode(stored.payload) {
-            Ok(envelope) => {
-                if let Until::Time(moment) = until {
-                    if envelope.event.at > moment {
-                        return ControlFlow::Break(());
-                    }
-                }
-                Decoded::Event {
-                    position: stored.position,
-                    event: envelope.event,
-                }
-            }
-            Err(DecodeError::UnknownEvent { .. }) => Decoded::Unknown {
-                position: stored.position,
-            },
-            Err(error) => {
-                failure = Some(ProjectionError::Malformed {
-                    position: stored.position,
-                    error,
-                });
-                return ControlFlow::Break(());
-            }
-        };
-        batch.push(item);
-        if batch.len() == BATCH {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-            if sender.send(full).is_err() {
+        raw.push(stored.position, stored.payload);
+        if raw.len() == BATCH {
+            outcome = raw.decode_and_send(until, sender, recycled);
+            if !matches!(outcome, Ok(true)) {
                 return ControlFlow::Break(());
             }
         }
         ControlFlow::Continue(())
     })?;
-    // Everything decoded before a failure is folded, so the error names the first bad position
-    // after a consistent prefix.
-    if !batch.is_empty() {
-        let _ = sender.send(batch);
+    if matches!(outcome, Ok(true)) && !raw.ends.is_empty() {
+        outcome = raw.decode_and_send(until, sender, recycled);
     }
-    failure.map_or(Ok(()), Err)
+    outcome.map(|_| ())
+}
+
+/// The payloads of a batch, read but not decoded yet.
+#[derive(Default)]
+struct RawBatch {
+    bytes: BytesMut,
+    /// Position and end offset in `bytes` of each payload (each starts where the last ends).
+    ends: Vec<(u64, usize)>,
+}
+
+impl RawBatch {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn push(&mut self, position: u64, payload: &[u8]) {
+        self.bytes.extend_from_slice(payload);
+        self.ends.push((position, self.bytes.len()));
+    }
+
+    /// Decodes the batch, empties it and sends what it held. `Ok(true)` means go on; `Ok(false)`
+    /// that time travel reached its moment or the folder has gone away. Everything decoded
+    /// before a failure is sent first, so the error names the first bad position after a
+    /// consistent prefix.
+    fn decode_and_send(
+        &mut self,
+        until: Until,
+        sender: &mpsc::SyncSender<Vec<Decoded>>,
+        recycled: &mpsc::Receiver<Vec<Decoded>>,
+    ) -> Result<bool, ProjectionError> {
+        // `split` hands the filled part over; once its slices are gone the allocation returns
+        // to `self.bytes` (`BytesMut::reserve` reclaims it), so batches reuse one buffer.
+        let bytes = self.bytes.split().freeze();
+        let mut decoded = match recycled.try_recv() {
+            Ok(mut folded) => {
+                folded.clear();
+                folded
+            }
+            Err(_) => Vec::with_capacity(BATCH),
+        };
+        let mut start = 0;
+        let mut outcome = Ok(true);
+        for &(position, end) in &self.ends {
+            let item = match omni_proto::decode_event(&bytes.slice(start..end)) {
+                Ok(event) => {
+                    if let Until::Time(moment) = until {
+                        if event.at > moment {
+                            outcome = Ok(false);
+                            break;
+                        }
+                    }
+                    Decoded::Event { position, event }
+                }
+                Err(DecodeError::UnknownEvent { .. }) => Decoded::Unknown { position },
+                Err(error) => {
+                    outcome = Err(ProjectionError::Malformed { position, error });
+                    break;
+                }
+            };
+            decoded.push(item);
+            start = end;
+        }
+        self.ends.clear();
+        if !decoded.is_empty() && sender.send(decoded).is_err() {
+            return Ok(false);
+        }
+        outcome
+    }
 }
