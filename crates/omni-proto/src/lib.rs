@@ -21,11 +21,13 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
-use bytes::{Buf, Bytes};
+use bytes::Buf;
 use omni_core::{Actor, Event, EventKind, Timestamp};
 use prost::Message;
 use uuid::Uuid;
 
+/// The buffer type of [`decode_event`] and of the generated `bytes` fields.
+pub use bytes::Bytes;
 pub use error::{DecodeError, FieldPath};
 pub use wire::{optional_uuid_from_bytes, uuid_from_bytes, uuid_to_bytes};
 

@@ -1,8 +1,9 @@
 //! Engine throughput and latency on realistic data from `omni-sim`:
 //!
 //! - `fold/apply`: folding a generated stream from an empty world (replay speed);
-//! - `fold/decode_apply`: the same stream as protobuf envelopes, decoded then folded (what a
-//!   reader rebuilding state from the log does);
+//! - `fold/decode_apply`: the same stream as protobuf envelopes, decoded then folded;
+//!   `fold/decode_event_apply` decodes only the events, from slices of one shared buffer (what
+//!   `omni replay` does);
 //! - `routing/choose_agent`: one routing choice in a 10 000-agent, 100-queue world, and
 //!   `routing/choose_agent_each_timed`, which times every call on its own and prints the
 //!   p50 / p99 / max that criterion's mean hides.
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use omni_core::{Actor, ConversationId, Event, World, apply, choose_agent};
-use omni_proto::{Envelope, decode, encode_to, stream_id_for};
+use omni_proto::{Bytes, Envelope, decode, decode_event, encode_to, stream_id_for};
 use omni_sim::{SimConfig, generate, routing_world};
 
 /// At least 200 000 events: a 200-agent center through 10 000 full conversations.
@@ -85,6 +86,19 @@ fn fold(c: &mut Criterion) {
             for frame in &frames {
                 let envelope = decode(&log[frame.clone()]).expect("the bench encoded it");
                 apply(&mut world, &envelope.event);
+            }
+            world
+        })
+    });
+    // What replay does: the event alone, decoded from slices of one shared buffer.
+    let shared = Bytes::from(log.clone());
+    group.bench_function("decode_event_apply", |b| {
+        b.iter_with_large_drop(|| {
+            let mut world = World::default();
+            for frame in &frames {
+                let event =
+                    decode_event(&shared.slice(frame.clone())).expect("the bench encoded it");
+                apply(&mut world, &event);
             }
             world
         })
