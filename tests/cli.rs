@@ -224,10 +224,10 @@ fn events_from_a_newer_schema_are_counted_reported_and_left_alone() {
     let dir = seeded("newer");
     let log_dir = dir.0.join("log");
     let newer = omni_proto::pb::EventEnvelope {
-        event_id: omni_proto::uuid_to_bytes(uuid::Uuid::now_v7()),
+        event_id: omni_proto::uuid_to_bytes(uuid::Uuid::now_v7()).into(),
         stream_id: "conversation-future".into(),
         occurred_at: 1,
-        correlation_id: omni_proto::uuid_to_bytes(uuid::Uuid::now_v7()),
+        correlation_id: omni_proto::uuid_to_bytes(uuid::Uuid::now_v7()).into(),
         actor: Some(omni_proto::pb::Actor {
             kind: Some(omni_proto::pb::actor::Kind::System(
                 omni_proto::pb::actor::System {},

@@ -84,18 +84,18 @@ core_coded!(
 
 // --- domain → wire ---------------------------------------------------------------------------
 
-/// The wire form of a UUID: its 16 bytes in RFC 4122 order (the order of the hyphenated text),
-/// as the `bytes::Bytes` prost generates for `bytes` fields.
+/// The wire form of a UUID: its 16 bytes in RFC 4122 order (the order of the hyphenated text).
+/// `.into()` makes it the `bytes::Bytes` of a field generated that way.
 ///
 /// Every id of omnichannel.v1 travels this way, and so do the ids of any other schema that
 /// shares the convention; [`uuid_from_bytes`] reads it back.
-pub fn uuid_to_bytes(id: Uuid) -> Bytes {
-    Bytes::copy_from_slice(id.as_bytes())
+pub fn uuid_to_bytes(id: Uuid) -> Vec<u8> {
+    id.as_bytes().to_vec()
 }
 
 /// A domain id on the wire.
 pub(crate) fn id_bytes(id: impl WireId) -> Bytes {
-    uuid_to_bytes(id.uuid())
+    uuid_to_bytes(id.uuid()).into()
 }
 
 /// An optional id; empty bytes stand for `None`.
