@@ -113,7 +113,7 @@ impl TryFrom<pb::EventEnvelope> for Envelope {
     }
 }
 
-fn actor(actor: &pb::Actor, at: FieldPath) -> Result<Actor, DecodeError> {
+pub(crate) fn actor(actor: &pb::Actor, at: FieldPath) -> Result<Actor, DecodeError> {
     use pb::actor::Kind;
     match &actor.kind {
         Some(Kind::AgentId(agent)) => parse_id(agent, at.sub("agent_id")).map(Actor::Agent),
@@ -133,7 +133,10 @@ fn presence(presence: &pb::Presence, at: FieldPath) -> Result<Presence, DecodeEr
     })
 }
 
-fn linked_record(record: &pb::LinkedRecord, at: FieldPath) -> Result<LinkedRecord, DecodeError> {
+pub(crate) fn linked_record(
+    record: &pb::LinkedRecord,
+    at: FieldPath,
+) -> Result<LinkedRecord, DecodeError> {
     Ok(LinkedRecord {
         entity: parse_code(record.entity, at.sub("entity"))?,
         record: parse_id(&record.record_id, at.sub("record_id"))?,
@@ -213,7 +216,7 @@ fn transfer_target(m: &pb::TransferInitiated) -> Result<TransferTarget, DecodeEr
 }
 
 /// Strings are moved out of `m` last in each arm: `at!` needs `m` whole.
-fn event_kind(event: Ev) -> Result<E, DecodeError> {
+pub(crate) fn event_kind(event: Ev) -> Result<E, DecodeError> {
     Ok(match event {
         Ev::WorkstreamConfigured(m) => E::WorkstreamConfigured(workstream(m)?),
         Ev::QueueConfigured(m) => E::QueueConfigured(QueueConfig {

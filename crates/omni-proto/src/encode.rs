@@ -23,7 +23,7 @@ impl From<&Envelope> for pb::EventEnvelope {
     }
 }
 
-fn actor(actor: Actor) -> pb::Actor {
+pub(crate) fn actor(actor: Actor) -> pb::Actor {
     use pb::actor::Kind;
     let kind = match actor {
         Actor::Agent(agent) => Kind::AgentId(id_string(agent)),
@@ -41,7 +41,7 @@ fn presence(presence: Presence) -> pb::Presence {
     }
 }
 
-fn linked_record(record: LinkedRecord) -> pb::LinkedRecord {
+pub(crate) fn linked_record(record: LinkedRecord) -> pb::LinkedRecord {
     pb::LinkedRecord {
         entity: record.entity.code(),
         record_id: id_string(record.record),
@@ -86,7 +86,7 @@ fn target(target: TransferTarget) -> pb::transfer_initiated::Target {
     }
 }
 
-fn event(kind: &E) -> Ev {
+pub(crate) fn event(kind: &E) -> Ev {
     match kind {
         E::WorkstreamConfigured(ws) => Ev::WorkstreamConfigured(pb::WorkstreamConfigured {
             workstream_id: id_string(ws.id),

@@ -13,6 +13,7 @@
 mod decode;
 mod encode;
 mod error;
+mod intake;
 mod wire;
 
 #[cfg(test)]
@@ -23,6 +24,11 @@ use prost::Message;
 use uuid::Uuid;
 
 pub use error::{DecodeError, FieldPath};
+pub use intake::{
+    COMMAND_NAMES, CommandEnvelope, Committed, InternalCommand, Outcome, RequestError,
+    accepted_reply, command_name, committed_event, decode_command, decode_reply, encode_command,
+    rejected_reply, rejection_code, rejection_reply,
+};
 
 /// The types prost generates from `proto/omnichannel/v1/*.proto`; their documentation is the
 /// schema's comments.
