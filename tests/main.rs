@@ -4,5 +4,7 @@ mod architecture;
 mod cli;
 mod core_properties;
 mod core_rules;
+mod live;
+mod services_flow;
 mod store_crash;
 mod support;

@@ -1,10 +1,12 @@
-//! `omni`: replay and time travel over the event log, log inspection, and seeding.
+//! `omni`: run the engine, replay and time travel over the event log, log inspection, and
+//! seeding.
 //!
 //! Every failure ends as one clear line on stderr and a non-zero exit.
 
 mod log_cmd;
 mod output;
 mod replay;
+mod up;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +31,9 @@ enum Command {
     /// Inspect or seed the event log.
     #[command(subcommand)]
     Log(log_cmd::LogCommand),
+    /// Run every service in one process (the sled log under --data; a nats-server child
+    /// unless NATS_URL is set) until Ctrl-C.
+    Up(up::UpArgs),
 }
 
 /// Where the embedded log lives.
@@ -69,6 +74,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Replay(args) => replay::run(args),
         Command::Log(command) => log_cmd::run(command),
+        Command::Up(args) => up::run(args),
     };
     match result {
         Ok(code) => code,

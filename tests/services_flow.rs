@@ -1,0 +1,210 @@
+//! The product on a real bus: commands over NATS request-reply, decided by the core, stored in
+//! the log, answered and published.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use omni_core::{Actor, Command, ConversationId, EventKind, SessionRef, TransferTarget};
+use omni_proto::{Outcome, pb};
+use prost::Message;
+
+use crate::live::{Live, block_on};
+use crate::support::{ANN, BOB, CHAT};
+
+fn conversation(n: u128) -> ConversationId {
+    ConversationId::from_u128(0xC0_0000 + n)
+}
+
+fn start(n: u128) -> Command {
+    Command::StartConversation {
+        conversation: conversation(n),
+        queue: CHAT,
+        skills: Vec::new(),
+        customer: format!("customer {n}"),
+    }
+}
+
+#[test]
+fn a_new_conversation_is_offered_on_the_agents_desktop_and_accepted() {
+    block_on(async {
+        let live = Live::standard("offer-accept", 1).await;
+        let mut desk = live.desktop(ANN).await;
+        live.accepted(Actor::Agent(ANN), Command::SignIn { agent: ANN })
+            .await;
+        live.accepted(Actor::Customer, start(1)).await;
+
+        let offer = desk
+            .next("incoming_session_request", Duration::from_secs(5))
+            .await;
+        let EventKind::IncomingSessionRequest { session, agent, .. } = offer.event.kind else {
+            panic!("not an offer: {offer:?}");
+        };
+        assert_eq!(agent, ANN);
+        live.accepted(
+            Actor::Agent(ANN),
+            Command::Accept {
+                agent: ANN,
+                session,
+            },
+        )
+        .await;
+        let accepted = desk.next("session_accepted", Duration::from_secs(5)).await;
+        assert!(
+            matches!(accepted.event.kind, EventKind::SessionAccepted { agent, .. } if agent == ANN)
+        );
+        live.stop().await;
+    });
+}
+
+#[test]
+fn a_transfer_by_an_agent_who_is_not_primary_is_rejected_over_the_wire() {
+    block_on(async {
+        let live = Live::standard("transfer-not-primary", 1).await;
+        let mut desk = live.desktop(ANN).await;
+        live.accepted(Actor::Agent(ANN), Command::SignIn { agent: ANN })
+            .await;
+        live.accepted(Actor::Customer, start(2)).await;
+        let offer = desk
+            .next("incoming_session_request", Duration::from_secs(5))
+            .await;
+        let EventKind::IncomingSessionRequest { session, .. } = offer.event.kind else {
+            panic!("not an offer");
+        };
+        live.accepted(
+            Actor::Agent(ANN),
+            Command::Accept {
+                agent: ANN,
+                session,
+            },
+        )
+        .await;
+        live.accepted(Actor::Agent(BOB), Command::SignIn { agent: BOB })
+            .await;
+
+        let outcome = live
+            .send(
+                Actor::Agent(BOB),
+                Command::Transfer {
+                    agent: BOB,
+                    conversation: conversation(2),
+                    target: TransferTarget::Queue(CHAT),
+                },
+            )
+            .await;
+        let Outcome::Rejected {
+            code,
+            reason,
+            retryable,
+        } = outcome
+        else {
+            panic!("a non-primary transfer was accepted: {outcome:?}");
+        };
+        assert_eq!(code, pb::RejectionCode::NotPrimary);
+        assert!(reason.contains("is not the primary agent"), "{reason}");
+        assert!(!retryable);
+        live.stop().await;
+    });
+}
+
+#[test]
+fn a_retried_command_is_answered_from_the_first_attempt() {
+    block_on(async {
+        let live = Live::standard("retry", 1).await;
+        let envelope = omni_proto::CommandEnvelope {
+            command_id: uuid::Uuid::now_v7(),
+            actor: Actor::Agent(ANN),
+            correlation_id: None,
+            command: Command::SignIn { agent: ANN },
+        };
+        let first = live.bus.command(&envelope).await.expect("answered");
+        let again = live.bus.command(&envelope).await.expect("answered");
+        let (
+            Outcome::Accepted {
+                events: a,
+                replayed: false,
+            },
+            Outcome::Accepted {
+                events: b,
+                replayed: true,
+            },
+        ) = (&first, &again)
+        else {
+            panic!("expected an accept then a replay: {first:?} / {again:?}");
+        };
+        assert_eq!(
+            a, b,
+            "the retry names the same events at the same positions"
+        );
+        live.stop().await;
+    });
+}
+
+#[test]
+fn malformed_intake_is_rejected_naming_the_problem_and_dead_lettered() {
+    block_on(async {
+        let live = Live::standard("malformed", 1).await;
+        let client = live.bus.client().clone();
+        let mut dead = client
+            .subscribe(omni_bus::subjects::DEAD_ALL)
+            .await
+            .expect("subscribe");
+        client.flush().await.expect("flush");
+        let session = SessionRef {
+            conversation: conversation(3),
+            number: omni_core::SessionNo(1),
+        };
+        // Not protobuf at all, on every intake subject.
+        for name in omni_proto::COMMAND_NAMES {
+            let reply = client
+                .request(omni_bus::subjects::intake(name), "{not protobuf".into())
+                .await
+                .expect("an answer");
+            let reply = pb::CommandReply::decode(reply.payload).expect("a CommandReply");
+            let Some(pb::command_reply::Outcome::Rejected(rejected)) = reply.outcome else {
+                panic!("malformed bytes on {name} were not rejected");
+            };
+            assert_eq!(rejected.code, pb::RejectionCode::Malformed as i32);
+            assert!(
+                rejected.reason.contains("CommandRequest"),
+                "{}",
+                rejected.reason
+            );
+            let letter = tokio::time::timeout(Duration::from_secs(5), dead.next())
+                .await
+                .expect("a dead letter")
+                .expect("open");
+            assert_eq!(letter.payload.as_ref(), b"{not protobuf");
+        }
+        // A well-formed request with a bad id names the field.
+        let mut request = pb::CommandRequest::try_from(&omni_proto::CommandEnvelope {
+            command_id: uuid::Uuid::now_v7(),
+            actor: Actor::Agent(ANN),
+            correlation_id: None,
+            command: Command::Accept {
+                agent: ANN,
+                session,
+            },
+        })
+        .expect("encodable");
+        if let Some(pb::command_request::Command::Accept(accept)) = &mut request.command {
+            accept.agent_id = vec![1, 2, 3];
+        }
+        let reply = client
+            .request(
+                omni_bus::subjects::intake("accept"),
+                request.encode_to_vec().into(),
+            )
+            .await
+            .expect("an answer");
+        let outcome = omni_proto::decode_reply(&reply.payload).expect("a reply");
+        let Outcome::Rejected { code, reason, .. } = outcome else {
+            panic!("accepted a bad id")
+        };
+        assert_eq!(code, pb::RejectionCode::Malformed);
+        assert!(reason.contains("AgentSession.agent_id"), "{reason}");
+        // And the service goes on serving.
+        live.accepted(Actor::Agent(ANN), Command::SignIn { agent: ANN })
+            .await;
+        live.stop().await;
+    });
+}
