@@ -4,5 +4,7 @@ mod architecture;
 mod cli;
 mod core_properties;
 mod core_rules;
+mod nats;
+mod services_queries;
 mod store_crash;
 mod support;

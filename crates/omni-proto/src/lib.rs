@@ -33,8 +33,8 @@ pub use intake::{
 pub use query::{
     AgentQuery, AgentsQuery, BadQuery, ConversationQuery, ConversationsQuery, DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE, PresenceChange, QueryRequest, QueuesQuery, agent_page, agent_view,
-    conversation_page, conversation_view, query_error, query_rejected, query_reply, queue_view,
-    session_view,
+    conversation_page, conversation_view, presence_view, query_error, query_rejected, query_reply,
+    queue_view, session_view,
 };
 
 /// The types prost generates from `proto/omnichannel/v1/*.proto`; their documentation is the

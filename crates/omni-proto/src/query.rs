@@ -389,6 +389,11 @@ fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+/// A presence as views carry it (`AgentView.presence`).
+pub fn presence_view(p: omni_core::Presence) -> pb::Presence {
+    presence(p)
+}
+
 /// A page of conversations; `next` is the last one's id when more follow.
 pub fn conversation_page(
     conversations: Vec<pb::ConversationView>,
