@@ -5,6 +5,8 @@ mod cli;
 mod core_properties;
 mod core_rules;
 mod live;
+mod nats;
 mod services_flow;
+mod services_queries;
 mod store_crash;
 mod support;

@@ -26,6 +26,8 @@ pub const QUERY_CONVERSATIONS: &str = "omni.query.conversations";
 pub const QUERY_AGENT: &str = "omni.query.agent";
 pub const QUERY_AGENTS: &str = "omni.query.agents";
 pub const QUERY_QUEUES: &str = "omni.query.queues";
+/// Every query subject: what the projector listens on.
+pub const QUERY_ALL: &str = "omni.query.*";
 
 /// Presence, answered by the presence service (`CCaaS_GetPresence`,
 /// `CCaaS_ModifyAgentPresence`).

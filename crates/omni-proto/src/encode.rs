@@ -34,7 +34,7 @@ pub(crate) fn actor(actor: Actor) -> pb::Actor {
     pb::Actor { kind: Some(kind) }
 }
 
-fn presence(presence: Presence) -> pb::Presence {
+pub(crate) fn presence(presence: Presence) -> pb::Presence {
     pb::Presence {
         presence_id: id_string(presence.id),
         base: presence.base.code(),

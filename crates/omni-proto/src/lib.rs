@@ -14,6 +14,7 @@ mod decode;
 mod encode;
 mod error;
 mod intake;
+mod query;
 mod wire;
 
 #[cfg(test)]
@@ -28,6 +29,12 @@ pub use intake::{
     COMMAND_NAMES, CommandEnvelope, Committed, InternalCommand, Outcome, RequestError,
     accepted_reply, command_name, committed_event, decode_command, decode_reply, encode_command,
     rejected_reply, rejection_code, rejection_reply,
+};
+pub use query::{
+    AgentQuery, AgentsQuery, BadQuery, ConversationQuery, ConversationsQuery, DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE, PresenceChange, QueryRequest, QueuesQuery, agent_page, agent_view,
+    conversation_page, conversation_view, presence_view, query_error, query_rejected, query_reply,
+    queue_view, session_view,
 };
 
 /// The types prost generates from `proto/omnichannel/v1/*.proto`; their documentation is the

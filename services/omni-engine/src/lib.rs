@@ -126,10 +126,13 @@ impl Engine {
         // The writer listens once it has folded the log; until it answers, the engine is not up.
         let mut probe = omni_bus::Bus::new(connect(&nats_url, "probe").await?);
         probe.retry_for = std::time::Duration::from_secs(600);
-        probe.read_log(1, 1).await.map_err(|e| EngineError::Service {
-            service: omni_conversations::SERVICE,
-            reason: e.to_string(),
-        })?;
+        probe
+            .read_log(1, 1)
+            .await
+            .map_err(|e| EngineError::Service {
+                service: omni_conversations::SERVICE,
+                reason: e.to_string(),
+            })?;
         let metrics_addr = match config.metrics_addr {
             Some(addr) => Some(
                 serve_metrics(addr, Arc::clone(&metrics), shutdown.clone(), &mut services).await?,
