@@ -208,3 +208,27 @@ fn malformed_intake_is_rejected_naming_the_problem_and_dead_lettered() {
         live.stop().await;
     });
 }
+
+/// Regression: `Engine::shutdown` returned while the conversation service's log reader (an
+/// aborted task, not yet dropped) still held the log, so the log was left open ("still
+/// shared; flushed but not closed") and reopening the data directory right after failed on
+/// sled's lock.
+#[test]
+fn shutdown_closes_the_log_even_while_log_reads_are_in_flight() {
+    block_on(async {
+        for round in 0..8 {
+            let live = Live::standard(&format!("shutdown-reads-{round}"), 1).await;
+            let bus = live.bus.clone();
+            let reads = tokio::spawn(async move {
+                loop {
+                    let _ = bus.read_log(1, 10_000).await;
+                }
+            });
+            // Let the reads get going, then stop in the middle of them.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let log = live.stop_and_read_log().await;
+            reads.abort();
+            assert!(!log.is_empty());
+        }
+    });
+}
