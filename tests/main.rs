@@ -10,4 +10,5 @@ mod services_commands;
 mod services_flow;
 mod services_resilience;
 mod store_crash;
+mod subjects_doc;
 mod support;
