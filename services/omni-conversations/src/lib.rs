@@ -124,6 +124,7 @@ pub async fn run(
         Arc::clone(&log),
         client.clone(),
         Arc::clone(&metrics),
+        shutdown.clone(),
     ));
     let publisher = tokio::spawn(publish(out_rx, client.clone()));
 
@@ -169,8 +170,10 @@ pub async fn run(
     };
 
     // Stop taking requests, answer what is still queued as retryable, flush what is durable.
+    // The log reader finishes the read in hand and stops: once this returns, nothing the
+    // service started holds the log, so the engine can close it.
     listener.abort();
-    reader.abort();
+    let _ = reader.await;
     jobs.close();
     let mut refused = Outgoing::default();
     while let Ok(job) = jobs.try_recv() {
@@ -321,14 +324,22 @@ async fn listen(
 /// Most events one `omni.log.read` returns.
 const MAX_LOG_READ: u32 = 10_000;
 
-/// Answers `omni.log.read`.
+/// Answers `omni.log.read` until `shutdown` turns true.
 async fn serve_log(
     mut requests: async_nats::Subscriber,
     log: Arc<dyn EventLog>,
     client: async_nats::Client,
     metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
 ) {
-    while let Some(message) = requests.next().await {
+    loop {
+        let message = tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => return,
+            message = requests.next() => match message {
+                Some(message) => message,
+                None => return,
+            },
+        };
         let Some(reply) = message.reply.clone() else {
             continue;
         };
