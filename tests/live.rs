@@ -168,6 +168,30 @@ impl Live {
         engine.shutdown().await.expect("the engine stops cleanly");
         read_log(&dir.path().join("log"))
     }
+
+    /// Stops the engine and checks the projection it stored at shutdown against a replay of
+    /// the log: the live read model must be exactly what the log rebuilds. Returns the
+    /// snapshot's position.
+    pub async fn stop_and_verify(self) -> u64 {
+        let Live { engine, bus, dir } = self;
+        drop(bus);
+        engine.shutdown().await.expect("the engine stops cleanly");
+        let log = SledLog::open(&dir.path().join("log")).expect("the log opens");
+        let verification =
+            omni_projection::verify(&log, &mut |_| {}).expect("a snapshot to verify");
+        assert!(
+            verification.differences.is_empty(),
+            "the live projection differs from the replay: {:?}",
+            verification.differences
+        );
+        assert_eq!(
+            verification.position,
+            log.head().expect("head"),
+            "the snapshot is at the head"
+        );
+        log.close().expect("the log closes");
+        verification.position
+    }
 }
 
 /// Every event of the sled log under `dir`, decoded, in position order.

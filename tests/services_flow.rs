@@ -25,7 +25,7 @@ fn start(n: u128) -> Command {
 }
 
 #[test]
-fn a_new_conversation_is_offered_on_the_agents_desktop_and_accepted() {
+fn a_new_conversation_is_offered_on_the_agents_desktop_accepted_and_the_live_projection_replays() {
     block_on(async {
         let live = Live::standard("offer-accept", 1).await;
         let mut desk = live.desktop(ANN).await;
@@ -52,7 +52,7 @@ fn a_new_conversation_is_offered_on_the_agents_desktop_and_accepted() {
         assert!(
             matches!(accepted.event.kind, EventKind::SessionAccepted { agent, .. } if agent == ANN)
         );
-        live.stop().await;
+        assert!(live.stop_and_verify().await > 0);
     });
 }
 

@@ -5,7 +5,8 @@
 //! - the bus: the server at `nats_url`, or a `nats-server` child with JetStream under
 //!   `DATA/nats` when none is given;
 //! - the services, each a task with its own `run(config, …, shutdown)`: conversations (the
-//!   writer), router;
+//!   writer), router, projector (storing its snapshot in the log, so `omni replay --verify`
+//!   checks a run), presence;
 //! - `/metrics` in the Prometheus text format.
 
 mod nats;
@@ -106,6 +107,25 @@ impl Engine {
             omni_conversations::run(
                 conversations,
                 shared,
+                client,
+                Arc::clone(&metrics),
+                shutdown.clone(),
+            ),
+        ));
+        let client = connect(&nats_url, omni_projector::SERVICE).await?;
+        let projector = omni_projector::Config {
+            snapshots: Some(log.clone()),
+            ..Default::default()
+        };
+        services.spawn(named(
+            omni_projector::SERVICE,
+            omni_projector::run(projector, client, Arc::clone(&metrics), shutdown.clone()),
+        ));
+        let client = connect(&nats_url, omni_presence::SERVICE).await?;
+        services.spawn(named(
+            omni_presence::SERVICE,
+            omni_presence::run(
+                Default::default(),
                 client,
                 Arc::clone(&metrics),
                 shutdown.clone(),
