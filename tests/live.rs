@@ -176,7 +176,7 @@ impl Live {
         let Live { engine, bus, dir } = self;
         drop(bus);
         engine.shutdown().await.expect("the engine stops cleanly");
-        let log = SledLog::open(&dir.path().join("log")).expect("the log opens");
+        let log = open_when_released(&dir.path().join("log"));
         let verification =
             omni_projection::verify(&log, &mut |_| {}).expect("a snapshot to verify");
         assert!(
@@ -194,9 +194,24 @@ impl Live {
     }
 }
 
+/// Opens a log an engine just closed. sled releases its file lock from a background thread
+/// after `close` returns, so on a loaded machine the lock can outlive the shutdown briefly.
+pub fn open_when_released(dir: &Path) -> SledLog {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match SledLog::open(dir) {
+            Ok(log) => return log,
+            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("lock") => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("the log opens: {e}"),
+        }
+    }
+}
+
 /// Every event of the sled log under `dir`, decoded, in position order.
 pub fn read_log(dir: &Path) -> Vec<(u64, Envelope)> {
-    let log = SledLog::open(dir).expect("the log opens");
+    let log = open_when_released(dir);
     let mut events = Vec::new();
     let mut next = 1;
     loop {
