@@ -386,30 +386,46 @@ impl Entities for World {
 }
 
 /// Folds one event into the entities it touches. Bookkeeping only: no rule is checked here.
+///
+/// The conversation an event is about is looked up once: its backlog key is taken before and
+/// after [`fold_conversation`] on the same reference, and its entry moves only if it changed.
 pub(crate) fn fold(s: &mut impl Entities, event: &Event) {
     let at = event.at;
-    let conversation = event.kind.conversation();
-    let backlog_before = conversation
-        .and_then(|id| s.conversation_mut(id))
-        .and_then(|c| c.backlog_key());
-    fold_entities(s, at, &event.kind);
-    if let Some(agent) = routing_change(&event.kind) {
+    let kind = &event.kind;
+    let mut resumed = None;
+    let mut moved = None;
+    if let EventKind::ConversationCreated {
+        conversation: id, ..
+    } = kind
+    {
+        // A second creation of the same id replaces the first (fold checks nothing).
+        let before = s.conversation_mut(*id).and_then(|c| c.backlog_key());
+        if let Some(c) = new_conversation(at, kind) {
+            moved = Some((*id, before, c.backlog_key()));
+            s.insert_conversation(c);
+        }
+    } else if let Some(id) = kind.conversation() {
+        if let Some(c) = s.conversation_mut(id) {
+            let before = c.backlog_key();
+            resumed = fold_conversation(c, at, kind);
+            moved = Some((id, before, c.backlog_key()));
+        }
+    }
+    fold_entities(s, at, kind, resumed);
+    if let Some(agent) = routing_change(kind) {
         // Skills change only when the agent is (re)provisioned: only then are they rehashed.
-        let skills_changed = matches!(event.kind, EventKind::AgentProvisioned(_));
+        let skills_changed = matches!(kind, EventKind::AgentProvisioned(_));
         refresh_roster(s, agent, skills_changed);
     }
-    if let Some(id) = conversation {
-        let backlog_after = s.conversation_mut(id).and_then(|c| c.backlog_key());
-        if backlog_before != backlog_after {
-            if let Some((queue, since)) = backlog_before {
-                if let Some(q) = s.queue_mut(queue) {
-                    q.backlog.remove(&(since, id));
-                }
+    if let Some((id, before, after)) = moved.filter(|(_, before, after)| before != after) {
+        if let Some((queue, since)) = before {
+            if let Some(q) = s.queue_mut(queue) {
+                q.backlog.remove(&(since, id));
             }
-            if let Some((queue, since)) = backlog_after {
-                if let Some(q) = s.queue_mut(queue) {
-                    q.backlog.insert((since, id));
-                }
+        }
+        if let Some((queue, since)) = after {
+            if let Some(q) = s.queue_mut(queue) {
+                q.backlog.insert((since, id));
             }
         }
     }
@@ -485,7 +501,14 @@ fn refresh_roster(s: &mut impl Entities, id: AgentId, skills_changed: bool) {
     }
 }
 
-fn fold_entities(s: &mut impl Entities, at: Timestamp, kind: &EventKind) {
+/// What an event does to everything but the conversation it is about (see
+/// [`fold_conversation`]): configuration, agents, queues.
+fn fold_entities(
+    s: &mut impl Entities,
+    at: Timestamp,
+    kind: &EventKind,
+    resumed: Option<SessionRef>,
+) {
     use EventKind as E;
     match kind {
         E::WorkstreamConfigured(ws) => s.insert_workstream(ws.clone()),
@@ -592,75 +615,13 @@ fn fold_entities(s: &mut impl Entities, at: Timestamp, kind: &EventKind) {
                 d.grace_expired = true;
             }
         }
-        E::ConversationCreated {
-            conversation,
-            channel,
-            queue,
-            workstream,
-            skills,
-            customer,
-        } => s.insert_conversation(Conversation {
-            id: *conversation,
-            channel: *channel,
-            queue: *queue,
-            workstream: *workstream,
-            skills: skills.clone(),
-            customer: customer.clone(),
-            status: ConversationStatus::Open,
-            reason: StatusReason::AwaitingAgentAssignment,
-            status_since: at,
-            primary: None,
-            last_primary: None,
-            consultants: BTreeSet::new(),
-            sessions: Vec::new(),
-            pending_offer: None,
-            declined_by: BTreeSet::new(),
-            transfer_from: None,
-            transfer_count: 0,
-            held: None,
-            created_at: at,
-            assigned_at: None,
-            accepted_at: None,
-            wrap_up_at: None,
-            closed_at: None,
-            call: CallActivity::Default,
-            hold_started_at: None,
-            hold_ms: 0,
-            recording: MediaState::NotStarted,
-            transcription: MediaState::NotStarted,
-            customer_link: None,
-            case_link: None,
-            customer_disconnected_at: None,
-        }),
         E::IncomingSessionRequest {
             session,
             agent,
-            origin,
             units,
-            expires_at,
             queue,
+            ..
         } => {
-            if let Some(c) = s.conversation_mut(session.conversation) {
-                c.sessions.push(Session {
-                    number: session.number,
-                    agent: *agent,
-                    role: SessionRole::Offer,
-                    status: SessionStatus::Open,
-                    closure: None,
-                    created_at: at,
-                    accepted_at: None,
-                    ended_at: None,
-                    expires_at: Some(*expires_at),
-                    origin: Some(*origin),
-                    units: *units,
-                    unread: 0,
-                    tab: false,
-                    timer_started_at: at,
-                });
-                c.pending_offer = Some(session.number);
-                c.reason = StatusReason::AwaitingAgentAcceptance;
-                c.assigned_at.get_or_insert(at);
-            }
             if let Some(a) = s.agent_mut(*agent) {
                 a.offered_units += units;
                 a.open_sessions.insert(*session);
@@ -677,28 +638,6 @@ fn fold_entities(s: &mut impl Entities, at: Timestamp, kind: &EventKind) {
             units,
             tab,
         } => {
-            if let Some(c) = s.conversation_mut(session.conversation) {
-                if let Some(sess) = c.session_mut(session.number) {
-                    sess.role = SessionRole::Primary;
-                    sess.accepted_at = Some(at);
-                    sess.expires_at = None;
-                    sess.tab = *tab != TabOutcome::LimitReached;
-                    sess.timer_started_at = at;
-                }
-                c.pending_offer = None;
-                c.primary = Some(*agent);
-                c.last_primary = Some(*agent);
-                c.held = Some(HeldCapacity {
-                    agent: *agent,
-                    units: *units,
-                });
-                c.declined_by.clear();
-                c.accepted_at.get_or_insert(at);
-                if c.channel.is_call() {
-                    c.call = CallActivity::Talk;
-                }
-                c.set_status(ConversationStatus::Active, StatusReason::InConversation, at);
-            }
             if let Some(a) = s.agent_mut(*agent) {
                 a.offered_units = a.offered_units.saturating_sub(*units);
                 a.used_units += units;
@@ -724,21 +663,6 @@ fn fold_entities(s: &mut impl Entities, at: Timestamp, kind: &EventKind) {
             units,
             ..
         } => {
-            let reason = match kind {
-                E::OfferRejected { .. } => ClosureReason::AgentRejected,
-                E::OfferTimedOut { .. } => ClosureReason::AgentTimedOut,
-                E::OfferWithdrawn { reason, .. } => *reason,
-                _ => unreachable!("matched above"),
-            };
-            if let Some(c) = s.conversation_mut(session.conversation) {
-                c.end_session(session.number, reason, at);
-                if !matches!(kind, E::OfferWithdrawn { .. }) {
-                    c.declined_by.insert(*agent);
-                }
-                if c.status == ConversationStatus::Open {
-                    c.reason = StatusReason::AwaitingAgentAssignment;
-                }
-            }
             if let Some(a) = s.agent_mut(*agent) {
                 a.offered_units = a.offered_units.saturating_sub(*units);
                 a.open_sessions.remove(session);
@@ -746,17 +670,7 @@ fn fold_entities(s: &mut impl Entities, at: Timestamp, kind: &EventKind) {
                 a.tabs.remove(&session.conversation);
             }
         }
-        E::SessionClosed {
-            session,
-            agent,
-            reason,
-        } => {
-            if let Some(c) = s.conversation_mut(session.conversation) {
-                c.end_session(session.number, *reason, at);
-                if c.primary == Some(*agent) {
-                    c.primary = None;
-                }
-            }
+        E::SessionClosed { session, agent, .. } => {
             if let Some(a) = s.agent_mut(*agent) {
                 a.open_sessions.remove(session);
                 a.tabs.remove(&session.conversation);
@@ -765,71 +679,19 @@ fn fold_entities(s: &mut impl Entities, at: Timestamp, kind: &EventKind) {
                 }
             }
         }
-        E::CapacityReleased {
-            conversation,
-            agent,
-            units,
-        } => {
-            if let Some(c) = s.conversation_mut(*conversation) {
-                c.held = None;
-            }
+        E::CapacityReleased { agent, units, .. } => {
             if let Some(a) = s.agent_mut(*agent) {
                 a.used_units = a.used_units.saturating_sub(*units);
                 a.capacity_modified_at = at;
                 a.last_capacity_released_at = Some(at);
             }
         }
-        E::TransferInitiated {
-            conversation,
-            from,
-            target,
-        } => {
-            if let Some(c) = s.conversation_mut(*conversation) {
-                c.transfer_count += 1;
-                c.primary = None;
-                match target {
-                    TransferTarget::Agent(_) => {
-                        c.transfer_from = Some(*from);
-                        c.set_status(
-                            ConversationStatus::Open,
-                            StatusReason::AwaitingAgentAcceptance,
-                            at,
-                        );
-                    }
-                    TransferTarget::Queue(_) => c.transfer_from = None,
-                }
-            }
-        }
-        E::TransferCompleted { conversation, .. } => {
-            if let Some(c) = s.conversation_mut(*conversation) {
-                c.transfer_from = None;
-            }
-        }
         E::ConsultStarted {
             session,
             consultant,
-            by: _,
             tab,
+            ..
         } => {
-            if let Some(c) = s.conversation_mut(session.conversation) {
-                c.sessions.push(Session {
-                    number: session.number,
-                    agent: *consultant,
-                    role: SessionRole::Consultant,
-                    status: SessionStatus::Open,
-                    closure: None,
-                    created_at: at,
-                    accepted_at: Some(at),
-                    ended_at: None,
-                    expires_at: None,
-                    origin: None,
-                    units: 0,
-                    unread: 0,
-                    tab: *tab != TabOutcome::LimitReached,
-                    timer_started_at: at,
-                });
-                c.consultants.insert(*consultant);
-            }
             if let Some(a) = s.agent_mut(*consultant) {
                 a.open_sessions.insert(*session);
                 if *tab != TabOutcome::LimitReached {
@@ -842,9 +704,6 @@ fn fold_entities(s: &mut impl Entities, at: Timestamp, kind: &EventKind) {
             consultant,
             keep_tab,
         } => {
-            if let Some(c) = s.conversation_mut(session.conversation) {
-                c.end_session(session.number, ClosureReason::AgentClosed, at);
-            }
             if let Some(a) = s.agent_mut(*consultant) {
                 a.open_sessions.remove(session);
                 if !keep_tab {
@@ -855,86 +714,9 @@ fn fold_entities(s: &mut impl Entities, at: Timestamp, kind: &EventKind) {
                 }
             }
         }
-        E::CallHeld { conversation } => {
-            if let Some(c) = s.conversation_mut(*conversation) {
-                c.call = CallActivity::Hold;
-                c.hold_started_at = Some(at);
-            }
-        }
-        E::CallResumed { conversation } => {
-            if let Some(c) = s.conversation_mut(*conversation) {
-                c.call = CallActivity::Talk;
-                if let Some(started) = c.hold_started_at.take() {
-                    c.hold_ms += at.since(started);
-                }
-            }
-        }
-        E::MediaStateChanged {
-            conversation,
-            media,
-            state,
-        } => {
-            if let Some(c) = s.conversation_mut(*conversation) {
-                match media {
-                    MediaKind::Recording => c.recording = *state,
-                    MediaKind::Transcription => c.transcription = *state,
-                }
-            }
-        }
-        E::RecordLinked {
-            conversation,
-            record,
-            ..
-        } => {
-            if let Some(c) = s.conversation_mut(*conversation) {
-                match record.entity.slot() {
-                    LinkSlot::Customer => c.customer_link = Some(*record),
-                    LinkSlot::Case => c.case_link = Some(*record),
-                }
-            }
-        }
-        E::RecordUnlinked {
-            conversation,
-            record,
-        } => {
-            if let Some(c) = s.conversation_mut(*conversation) {
-                match record.entity.slot() {
-                    LinkSlot::Customer => c.customer_link = None,
-                    LinkSlot::Case => c.case_link = None,
-                }
-            }
-        }
-        E::UnreadMessage {
-            session, unread, ..
-        } => {
-            if let Some(sess) = s
-                .conversation_mut(session.conversation)
-                .and_then(|c| c.session_mut(session.number))
-            {
-                sess.unread = *unread;
-            }
-        }
         E::SessionFocused { session, agent } => {
-            if let Some(sess) = s
-                .conversation_mut(session.conversation)
-                .and_then(|c| c.session_mut(session.number))
-            {
-                sess.unread = 0;
-            }
             if let Some(a) = s.agent_mut(*agent) {
                 a.focused = Some(*session);
-            }
-        }
-        E::ConversationQueued {
-            conversation,
-            queue,
-            reason,
-        } => {
-            if let Some(c) = s.conversation_mut(*conversation) {
-                c.queue = *queue;
-                c.primary = None;
-                c.transfer_from = None;
-                c.set_status(ConversationStatus::Open, *reason, at);
             }
         }
         E::ConversationResumed {
@@ -943,33 +725,6 @@ fn fold_entities(s: &mut impl Entities, at: Timestamp, kind: &EventKind) {
             units,
             tab,
         } => {
-            let resumed = s.conversation_mut(*conversation).map(|c| {
-                let number = c.next_session_number();
-                c.sessions.push(Session {
-                    number,
-                    agent: *agent,
-                    role: SessionRole::Primary,
-                    status: SessionStatus::Open,
-                    closure: None,
-                    created_at: at,
-                    accepted_at: Some(at),
-                    ended_at: None,
-                    expires_at: None,
-                    origin: None,
-                    units: *units,
-                    unread: 0,
-                    tab: *tab != TabOutcome::LimitReached,
-                    timer_started_at: at,
-                });
-                c.primary = Some(*agent);
-                c.last_primary = Some(*agent);
-                c.held = Some(HeldCapacity {
-                    agent: *agent,
-                    units: *units,
-                });
-                c.set_status(ConversationStatus::Active, StatusReason::InConversation, at);
-                c.session_ref(number)
-            });
             if let (Some(session), Some(a)) = (resumed, s.agent_mut(*agent)) {
                 a.used_units += units;
                 a.capacity_modified_at = at;
@@ -979,64 +734,324 @@ fn fold_entities(s: &mut impl Entities, at: Timestamp, kind: &EventKind) {
                 }
             }
         }
-        E::ConversationWaiting { conversation, .. } => {
-            if let Some(c) = s.conversation_mut(*conversation) {
-                c.primary = None;
-                c.set_status(
-                    ConversationStatus::Waiting,
-                    StatusReason::AwaitingCustomer,
-                    at,
-                );
-            }
-        }
-        E::EndConversation {
-            conversation,
-            reason,
+        // `fold` inserts a created conversation itself, with its backlog and index keys.
+        E::ConversationCreated { .. }
+        | E::TransferInitiated { .. }
+        | E::TransferCompleted { .. }
+        | E::CallHeld { .. }
+        | E::CallResumed { .. }
+        | E::MediaStateChanged { .. }
+        | E::RecordLinked { .. }
+        | E::RecordUnlinked { .. }
+        | E::UnreadMessage { .. }
+        | E::ConversationQueued { .. }
+        | E::ConversationWaiting { .. }
+        | E::EndConversation { .. }
+        | E::ConversationClosed { .. }
+        | E::CustomerDisconnected { .. }
+        | E::CustomerReconnected { .. } => {}
+    }
+}
+
+/// The conversation a `ConversationCreated` event describes.
+fn new_conversation(at: Timestamp, kind: &EventKind) -> Option<Conversation> {
+    let EventKind::ConversationCreated {
+        conversation,
+        channel,
+        queue,
+        workstream,
+        skills,
+        customer,
+    } = kind
+    else {
+        return None;
+    };
+    Some(Conversation {
+        id: *conversation,
+        channel: *channel,
+        queue: *queue,
+        workstream: *workstream,
+        skills: skills.clone(),
+        customer: customer.clone(),
+        status: ConversationStatus::Open,
+        reason: StatusReason::AwaitingAgentAssignment,
+        status_since: at,
+        primary: None,
+        last_primary: None,
+        consultants: BTreeSet::new(),
+        sessions: Vec::new(),
+        pending_offer: None,
+        declined_by: BTreeSet::new(),
+        transfer_from: None,
+        transfer_count: 0,
+        held: None,
+        created_at: at,
+        assigned_at: None,
+        accepted_at: None,
+        wrap_up_at: None,
+        closed_at: None,
+        call: CallActivity::Default,
+        hold_started_at: None,
+        hold_ms: 0,
+        recording: MediaState::NotStarted,
+        transcription: MediaState::NotStarted,
+        customer_link: None,
+        case_link: None,
+        customer_disconnected_at: None,
+    })
+}
+
+/// What an event (other than its creation) does to the conversation it is about. Returns the
+/// session a `ConversationResumed` opened, for the agent's side.
+fn fold_conversation(c: &mut Conversation, at: Timestamp, kind: &EventKind) -> Option<SessionRef> {
+    use EventKind as E;
+    match kind {
+        E::IncomingSessionRequest {
+            session,
+            agent,
+            origin,
+            units,
+            expires_at,
             ..
         } => {
-            if let Some(c) = s.conversation_mut(*conversation) {
-                c.wrap_up_at = Some(at);
-                if c.channel.is_call() {
-                    c.call = CallActivity::Ended;
-                }
-                if let Some(started) = c.hold_started_at.take() {
-                    c.hold_ms += at.since(started);
-                }
-                for sess in c.sessions.iter_mut() {
-                    if sess.status == SessionStatus::Open {
-                        sess.timer_started_at = at;
-                    }
-                }
-                c.set_status(ConversationStatus::WrapUp, *reason, at);
+            c.sessions.push(Session {
+                number: session.number,
+                agent: *agent,
+                role: SessionRole::Offer,
+                status: SessionStatus::Open,
+                closure: None,
+                created_at: at,
+                accepted_at: None,
+                ended_at: None,
+                expires_at: Some(*expires_at),
+                origin: Some(*origin),
+                units: *units,
+                unread: 0,
+                tab: false,
+                timer_started_at: at,
+            });
+            c.pending_offer = Some(session.number);
+            c.reason = StatusReason::AwaitingAgentAcceptance;
+            c.assigned_at.get_or_insert(at);
+        }
+        E::SessionAccepted {
+            session,
+            agent,
+            units,
+            tab,
+        } => {
+            if let Some(sess) = c.session_mut(session.number) {
+                sess.role = SessionRole::Primary;
+                sess.accepted_at = Some(at);
+                sess.expires_at = None;
+                sess.tab = *tab != TabOutcome::LimitReached;
+                sess.timer_started_at = at;
+            }
+            c.pending_offer = None;
+            c.primary = Some(*agent);
+            c.last_primary = Some(*agent);
+            c.held = Some(HeldCapacity {
+                agent: *agent,
+                units: *units,
+            });
+            c.declined_by.clear();
+            c.accepted_at.get_or_insert(at);
+            if c.channel.is_call() {
+                c.call = CallActivity::Talk;
+            }
+            c.set_status(ConversationStatus::Active, StatusReason::InConversation, at);
+        }
+        E::OfferRejected { session, agent, .. }
+        | E::OfferTimedOut { session, agent, .. }
+        | E::OfferWithdrawn { session, agent, .. } => {
+            let reason = match kind {
+                E::OfferRejected { .. } => ClosureReason::AgentRejected,
+                E::OfferTimedOut { .. } => ClosureReason::AgentTimedOut,
+                E::OfferWithdrawn { reason, .. } => *reason,
+                _ => unreachable!("matched above"),
+            };
+            c.end_session(session.number, reason, at);
+            if !matches!(kind, E::OfferWithdrawn { .. }) {
+                c.declined_by.insert(*agent);
+            }
+            if c.status == ConversationStatus::Open {
+                c.reason = StatusReason::AwaitingAgentAssignment;
             }
         }
-        E::ConversationClosed {
-            conversation,
+        E::SessionClosed {
+            session,
+            agent,
             reason,
         } => {
-            if let Some(c) = s.conversation_mut(*conversation) {
-                c.closed_at = Some(at);
+            c.end_session(session.number, *reason, at);
+            if c.primary == Some(*agent) {
                 c.primary = None;
-                c.pending_offer = None;
-                c.transfer_from = None;
-                if c.channel.is_call() {
-                    c.call = CallActivity::Ended;
+            }
+        }
+        E::CapacityReleased { .. } => c.held = None,
+        E::TransferInitiated { from, target, .. } => {
+            c.transfer_count += 1;
+            c.primary = None;
+            match target {
+                TransferTarget::Agent(_) => {
+                    c.transfer_from = Some(*from);
+                    c.set_status(
+                        ConversationStatus::Open,
+                        StatusReason::AwaitingAgentAcceptance,
+                        at,
+                    );
                 }
-                if let Some(started) = c.hold_started_at.take() {
-                    c.hold_ms += at.since(started);
+                TransferTarget::Queue(_) => c.transfer_from = None,
+            }
+        }
+        E::TransferCompleted { .. } => c.transfer_from = None,
+        E::ConsultStarted {
+            session,
+            consultant,
+            tab,
+            ..
+        } => {
+            c.sessions.push(Session {
+                number: session.number,
+                agent: *consultant,
+                role: SessionRole::Consultant,
+                status: SessionStatus::Open,
+                closure: None,
+                created_at: at,
+                accepted_at: Some(at),
+                ended_at: None,
+                expires_at: None,
+                origin: None,
+                units: 0,
+                unread: 0,
+                tab: *tab != TabOutcome::LimitReached,
+                timer_started_at: at,
+            });
+            c.consultants.insert(*consultant);
+        }
+        E::ConsultEnded { session, .. } => {
+            c.end_session(session.number, ClosureReason::AgentClosed, at);
+        }
+        E::CallHeld { .. } => {
+            c.call = CallActivity::Hold;
+            c.hold_started_at = Some(at);
+        }
+        E::CallResumed { .. } => {
+            c.call = CallActivity::Talk;
+            if let Some(started) = c.hold_started_at.take() {
+                c.hold_ms += at.since(started);
+            }
+        }
+        E::MediaStateChanged { media, state, .. } => match media {
+            MediaKind::Recording => c.recording = *state,
+            MediaKind::Transcription => c.transcription = *state,
+        },
+        E::RecordLinked { record, .. } => match record.entity.slot() {
+            LinkSlot::Customer => c.customer_link = Some(*record),
+            LinkSlot::Case => c.case_link = Some(*record),
+        },
+        E::RecordUnlinked { record, .. } => match record.entity.slot() {
+            LinkSlot::Customer => c.customer_link = None,
+            LinkSlot::Case => c.case_link = None,
+        },
+        E::UnreadMessage {
+            session, unread, ..
+        } => {
+            if let Some(sess) = c.session_mut(session.number) {
+                sess.unread = *unread;
+            }
+        }
+        E::SessionFocused { session, .. } => {
+            if let Some(sess) = c.session_mut(session.number) {
+                sess.unread = 0;
+            }
+        }
+        E::ConversationQueued { queue, reason, .. } => {
+            c.queue = *queue;
+            c.primary = None;
+            c.transfer_from = None;
+            c.set_status(ConversationStatus::Open, *reason, at);
+        }
+        E::ConversationResumed {
+            agent, units, tab, ..
+        } => {
+            let number = c.next_session_number();
+            c.sessions.push(Session {
+                number,
+                agent: *agent,
+                role: SessionRole::Primary,
+                status: SessionStatus::Open,
+                closure: None,
+                created_at: at,
+                accepted_at: Some(at),
+                ended_at: None,
+                expires_at: None,
+                origin: None,
+                units: *units,
+                unread: 0,
+                tab: *tab != TabOutcome::LimitReached,
+                timer_started_at: at,
+            });
+            c.primary = Some(*agent);
+            c.last_primary = Some(*agent);
+            c.held = Some(HeldCapacity {
+                agent: *agent,
+                units: *units,
+            });
+            c.set_status(ConversationStatus::Active, StatusReason::InConversation, at);
+            return Some(c.session_ref(number));
+        }
+        E::ConversationWaiting { .. } => {
+            c.primary = None;
+            c.set_status(
+                ConversationStatus::Waiting,
+                StatusReason::AwaitingCustomer,
+                at,
+            );
+        }
+        E::EndConversation { reason, .. } => {
+            c.wrap_up_at = Some(at);
+            if c.channel.is_call() {
+                c.call = CallActivity::Ended;
+            }
+            if let Some(started) = c.hold_started_at.take() {
+                c.hold_ms += at.since(started);
+            }
+            for sess in c.sessions.iter_mut() {
+                if sess.status == SessionStatus::Open {
+                    sess.timer_started_at = at;
                 }
-                c.set_status(ConversationStatus::Closed, *reason, at);
             }
+            c.set_status(ConversationStatus::WrapUp, *reason, at);
         }
-        E::CustomerDisconnected { conversation } => {
-            if let Some(c) = s.conversation_mut(*conversation) {
-                c.customer_disconnected_at = Some(at);
+        E::ConversationClosed { reason, .. } => {
+            c.closed_at = Some(at);
+            c.primary = None;
+            c.pending_offer = None;
+            c.transfer_from = None;
+            if c.channel.is_call() {
+                c.call = CallActivity::Ended;
             }
-        }
-        E::CustomerReconnected { conversation } => {
-            if let Some(c) = s.conversation_mut(*conversation) {
-                c.customer_disconnected_at = None;
+            if let Some(started) = c.hold_started_at.take() {
+                c.hold_ms += at.since(started);
             }
+            c.set_status(ConversationStatus::Closed, *reason, at);
         }
+        E::CustomerDisconnected { .. } => c.customer_disconnected_at = Some(at),
+        E::CustomerReconnected { .. } => c.customer_disconnected_at = None,
+        E::WorkstreamConfigured(_)
+        | E::QueueConfigured(_)
+        | E::CustomPresenceDefined(_)
+        | E::AgentProvisioned(_)
+        | E::AgentCapacityChanged { .. }
+        | E::QueueMembershipChanged { .. }
+        | E::AgentSignedIn { .. }
+        | E::AgentSignedOut { .. }
+        | E::PresenceUpdate { .. }
+        | E::AgentDisconnected { .. }
+        | E::AgentReconnected { .. }
+        | E::AgentDisconnectGraceExpired { .. }
+        | E::ConversationCreated { .. } => {}
     }
+    None
 }
