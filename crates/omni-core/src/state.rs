@@ -3,6 +3,10 @@
 //! `fold` is the only code that changes state, and it only records what events say. The same
 //! fold runs for `apply` on the [`World`] and inside `decide` on a copy-on-touch overlay, so a
 //! decision that emits several events sees each one's effect on the next.
+//!
+//! The [`World`] also keeps [`Indexes`] that let a service holding one world for a long time
+//! answer "what falls due next", "what is due now" and "which conversations is this case
+//! linked to" in O(log n).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,19 +15,213 @@ use crate::event::{Event, EventKind};
 use crate::model::{
     AgentId, BaseStatus, CallActivity, Channel, ClosureReason, ConversationId, ConversationStatus,
     LinkSlot, LinkedRecord, MediaKind, MediaState, OfferOrigin, Presence, PresenceId,
-    PresenceSource, QueueId, SessionNo, SessionRef, SessionStatus, StatusReason, TabOutcome,
-    Timestamp, TransferTarget, WorkstreamId,
+    PresenceSource, QueueId, RecordId, SessionNo, SessionRef, SessionStatus, StatusReason,
+    TabOutcome, Timestamp, TransferTarget, WorkstreamId,
 };
+use crate::timers::{self, Timing};
 
 /// The whole state of one engine: what every decision reads.
+///
+/// The world also indexes what a long-running service asks of it often: running timers by
+/// deadline ([`next_deadline`](crate::next_deadline), `Tick`) and live conversations by linked
+/// case (`ResolveCase`). The maps are public to read; change the world only through
+/// [`apply`](crate::apply), which keeps the indexes current. Code that
+/// edits the maps directly (a test building a state by hand, a migration) calls
+/// [`World::rebuild_indexes`] after.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct World {
     pub workstreams: BTreeMap<WorkstreamId, Workstream>,
     pub queues: BTreeMap<QueueId, Queue>,
     pub custom_presences: BTreeMap<PresenceId, CustomPresence>,
     pub agents: BTreeMap<AgentId, Agent>,
     pub conversations: BTreeMap<ConversationId, Conversation>,
+    /// Derived from the maps above, so never serialized: deserializing rebuilds it, and a
+    /// snapshot's JSON (and its hash) is the same as before the indexes existed.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    indexes: Indexes,
+}
+
+/// What the [`World`] indexes, so that timers and case resolution cost what is due or linked,
+/// not what exists.
+///
+/// **Kept by `fold`**, like each queue's backlog and roster: `fold` computes a conversation's
+/// index keys (earliest deadline, linked case) before and after each event about it and moves
+/// its entries only when a key changed; an agent's disconnect grace likewise on the events
+/// that start or end it. A workstream reconfiguration re-times the live conversations of that
+/// workstream, found by one pass over the conversations: a rare administrative event, paid
+/// once, instead of a per-workstream set paid on every conversation's creation and close.
+///
+/// Only the [`World`] keeps indexes. `decide`'s copy-on-touch overlay folds the same events
+/// but skips them (copying an index on first touch would cost O(n) a decision); `decide` reads
+/// the world's indexes and accounts for what it has touched itself (see `Tick`).
+///
+/// Every entry is a pure function of the maps, ordered by `BTreeSet`: two worlds with the same
+/// entities have equal indexes, so equality, `Debug` and a rebuild stay deterministic.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+struct Indexes {
+    /// Conversations that are not Closed and have a running timer, by their earliest
+    /// deadline: the offer timeout, the customer reconnect window, custom wrap-up blocking or
+    /// the channel's auto-close timer of their status.
+    conversation_deadlines: BTreeSet<(Timestamp, ConversationId)>,
+    /// Agents whose disconnect grace is running, by when it runs out.
+    agent_deadlines: BTreeSet<(Timestamp, AgentId)>,
+    /// Conversations that are not Closed, by the case (incident) linked to them.
+    cases: BTreeSet<(RecordId, ConversationId)>,
+}
+
+/// Where a conversation sits in the indexes (and in its queue's backlog).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub(crate) struct Keys {
+    backlog: Option<(QueueId, Timestamp)>,
+    deadline: Option<Timestamp>,
+    case: Option<RecordId>,
+}
+
+impl Indexes {
+    fn move_conversation(&mut self, id: ConversationId, before: Keys, after: Keys) {
+        if before.deadline != after.deadline {
+            if let Some(at) = before.deadline {
+                self.conversation_deadlines.remove(&(at, id));
+            }
+            if let Some(at) = after.deadline {
+                self.conversation_deadlines.insert((at, id));
+            }
+        }
+        if before.case != after.case {
+            if let Some(record) = before.case {
+                self.cases.remove(&(record, id));
+            }
+            if let Some(record) = after.case {
+                self.cases.insert((record, id));
+            }
+        }
+    }
+
+    fn move_agent(&mut self, id: AgentId, before: Option<Timestamp>, after: Option<Timestamp>) {
+        if before != after {
+            if let Some(at) = before {
+                self.agent_deadlines.remove(&(at, id));
+            }
+            if let Some(at) = after {
+                self.agent_deadlines.insert((at, id));
+            }
+        }
+    }
+}
+
+impl World {
+    /// The earliest deadline of any running timer, in O(log n).
+    pub(crate) fn first_deadline(&self) -> Option<Timestamp> {
+        let conversation = self.indexes.conversation_deadlines.first().map(|e| e.0);
+        let agent = self.indexes.agent_deadlines.first().map(|e| e.0);
+        conversation.into_iter().chain(agent).min()
+    }
+
+    /// Agents whose disconnect grace has run out at `now`, in id order.
+    pub(crate) fn agents_due(&self, now: Timestamp) -> Vec<AgentId> {
+        let mut due: Vec<AgentId> = self
+            .indexes
+            .agent_deadlines
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, id)| *id)
+            .collect();
+        due.sort_unstable();
+        due
+    }
+
+    /// Conversations with a timer due at `now`, in id order.
+    pub(crate) fn conversations_due(&self, now: Timestamp) -> BTreeSet<ConversationId> {
+        self.indexes
+            .conversation_deadlines
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, id)| *id)
+            .collect()
+    }
+
+    /// Conversations that are not Closed and are linked to the case `record`, in id order.
+    pub(crate) fn linked_to_case(&self, record: RecordId) -> Vec<ConversationId> {
+        self.indexes
+            .cases
+            .range(
+                (record, ConversationId::from_u128(0))
+                    ..=(record, ConversationId::from_u128(u128::MAX)),
+            )
+            .map(|(_, id)| *id)
+            .collect()
+    }
+
+    /// The index keys of conversation `id` as the world stands.
+    fn keys_of(&self, id: ConversationId) -> Keys {
+        self.conversations
+            .get(&id)
+            .map(|c| keys(c, self.timing(c.workstream), true))
+            .unwrap_or_default()
+    }
+
+    fn timing(&self, workstream: WorkstreamId) -> Option<Timing> {
+        self.workstreams.get(&workstream).map(Timing::of)
+    }
+
+    /// Recomputes every index from the maps. [`apply`](crate::apply) and deserialization keep
+    /// them current; call this only after editing the maps directly.
+    pub fn rebuild_indexes(&mut self) {
+        let mut indexes = Indexes::default();
+        for (id, c) in &self.conversations {
+            let keys = keys(c, self.timing(c.workstream), true);
+            indexes.move_conversation(*id, Keys::default(), keys);
+        }
+        for (id, agent) in &self.agents {
+            indexes.move_agent(*id, None, timers::agent_due(agent));
+        }
+        self.indexes = indexes;
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for World {
+    /// The maps as serialized, then the indexes rebuilt from them.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<World, D::Error> {
+        #[derive(serde::Deserialize)]
+        struct Maps {
+            workstreams: BTreeMap<WorkstreamId, Workstream>,
+            queues: BTreeMap<QueueId, Queue>,
+            custom_presences: BTreeMap<PresenceId, CustomPresence>,
+            agents: BTreeMap<AgentId, Agent>,
+            conversations: BTreeMap<ConversationId, Conversation>,
+        }
+        let maps = Maps::deserialize(deserializer)?;
+        let mut world = World {
+            workstreams: maps.workstreams,
+            queues: maps.queues,
+            custom_presences: maps.custom_presences,
+            agents: maps.agents,
+            conversations: maps.conversations,
+            indexes: Indexes::default(),
+        };
+        world.rebuild_indexes();
+        Ok(world)
+    }
+}
+
+/// Where `c` belongs in the backlog and, when `indexed`, in the world's indexes.
+fn keys(c: &Conversation, ws: Option<Timing>, indexed: bool) -> Keys {
+    let live = c.status != ConversationStatus::Closed;
+    Keys {
+        backlog: c.backlog_key(),
+        deadline: if indexed && live {
+            ws.and_then(|ws| timers::earliest(c, ws))
+        } else {
+            None
+        },
+        case: if indexed && live {
+            c.case_link.map(|l| l.record)
+        } else {
+            None
+        },
+    }
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -340,30 +538,57 @@ impl Conversation {
 
 /// Entity access shared by the [`World`] and `decide`'s overlay, so both fold the same way.
 pub(crate) trait Entities {
+    /// Whether this keeps the world's [`Indexes`]: `fold` skips computing their keys if not.
+    const INDEXED: bool;
     fn agent_ref(&self, id: AgentId) -> Option<&Agent>;
     fn queue_ref(&self, id: QueueId) -> Option<&Queue>;
+    fn workstream_ref(&self, id: WorkstreamId) -> Option<&Workstream>;
     fn agent_mut(&mut self, id: AgentId) -> Option<&mut Agent>;
-    fn conversation_mut(&mut self, id: ConversationId) -> Option<&mut Conversation>;
+    /// The conversation, and (when `timing`) what its timers depend on in its workstream,
+    /// with one lookup of each.
+    fn conversation_and_timing(
+        &mut self,
+        id: ConversationId,
+        timing: bool,
+    ) -> Option<(&mut Conversation, Option<Timing>)>;
     fn queue_mut(&mut self, id: QueueId) -> Option<&mut Queue>;
     fn insert_agent(&mut self, agent: Agent);
     fn insert_conversation(&mut self, conversation: Conversation);
     fn insert_queue(&mut self, queue: Queue);
     fn insert_workstream(&mut self, workstream: Workstream);
     fn insert_custom_presence(&mut self, presence: CustomPresence);
+    /// Moves a conversation's index entries (only called when [`Entities::INDEXED`]).
+    fn reindex_conversation(&mut self, id: ConversationId, before: Keys, after: Keys);
+    /// Moves an agent's disconnect-grace entry (only called when [`Entities::INDEXED`]).
+    fn reindex_agent(&mut self, id: AgentId, before: Option<Timestamp>, after: Option<Timestamp>);
 }
 
 impl Entities for World {
+    const INDEXED: bool = true;
     fn agent_ref(&self, id: AgentId) -> Option<&Agent> {
         self.agents.get(&id)
     }
     fn queue_ref(&self, id: QueueId) -> Option<&Queue> {
         self.queues.get(&id)
     }
+    fn workstream_ref(&self, id: WorkstreamId) -> Option<&Workstream> {
+        self.workstreams.get(&id)
+    }
     fn agent_mut(&mut self, id: AgentId) -> Option<&mut Agent> {
         self.agents.get_mut(&id)
     }
-    fn conversation_mut(&mut self, id: ConversationId) -> Option<&mut Conversation> {
-        self.conversations.get_mut(&id)
+    fn conversation_and_timing(
+        &mut self,
+        id: ConversationId,
+        timing: bool,
+    ) -> Option<(&mut Conversation, Option<Timing>)> {
+        let c = self.conversations.get_mut(&id)?;
+        let timing = if timing {
+            self.workstreams.get(&c.workstream).map(Timing::of)
+        } else {
+            None
+        };
+        Some((c, timing))
     }
     fn queue_mut(&mut self, id: QueueId) -> Option<&mut Queue> {
         self.queues.get_mut(&id)
@@ -377,38 +602,97 @@ impl Entities for World {
     fn insert_queue(&mut self, queue: Queue) {
         self.queues.insert(queue.config.id, queue);
     }
+    /// A new workstream, or new timers or wrap-up blocking for an existing one, re-times its
+    /// live conversations: one pass over the conversations, on an administrative event.
     fn insert_workstream(&mut self, workstream: Workstream) {
-        self.workstreams.insert(workstream.id, workstream);
+        let id = workstream.id;
+        let retime = self
+            .workstreams
+            .get(&id)
+            .is_none_or(|old| Timing::of(old) != Timing::of(&workstream));
+        if !retime {
+            self.workstreams.insert(id, workstream);
+            return;
+        }
+        let before: Vec<(ConversationId, Keys)> = self
+            .conversations
+            .values()
+            .filter(|c| c.workstream == id && c.status != ConversationStatus::Closed)
+            .map(|c| (c.id, keys(c, self.timing(id), true)))
+            .collect();
+        self.workstreams.insert(id, workstream);
+        for (conversation, before) in before {
+            let after = self.keys_of(conversation);
+            self.indexes.move_conversation(conversation, before, after);
+        }
     }
     fn insert_custom_presence(&mut self, presence: CustomPresence) {
         self.custom_presences.insert(presence.id, presence);
     }
+    fn reindex_conversation(&mut self, id: ConversationId, before: Keys, after: Keys) {
+        self.indexes.move_conversation(id, before, after);
+    }
+    fn reindex_agent(&mut self, id: AgentId, before: Option<Timestamp>, after: Option<Timestamp>) {
+        self.indexes.move_agent(id, before, after);
+    }
+}
+
+/// Events that change neither a conversation's timers nor its linked case: `fold` spares them
+/// the index keys. Most of a stream is these (messages, focus).
+fn leaves_indexes(kind: &EventKind) -> bool {
+    use EventKind as E;
+    matches!(
+        kind,
+        E::UnreadMessage { .. }
+            | E::SessionFocused { .. }
+            | E::MediaStateChanged { .. }
+            | E::CallHeld { .. }
+            | E::CallResumed { .. }
+            | E::TransferCompleted { .. }
+    )
 }
 
 /// Folds one event into the entities it touches. Bookkeeping only: no rule is checked here.
 ///
-/// The conversation an event is about is looked up once: its backlog key is taken before and
-/// after [`fold_conversation`] on the same reference, and its entry moves only if it changed.
-pub(crate) fn fold(s: &mut impl Entities, event: &Event) {
+/// The conversation an event is about is looked up once: its backlog and index keys are taken
+/// before and after [`fold_conversation`] on the same reference, and only the entries whose
+/// key changed are moved.
+pub(crate) fn fold<S: Entities>(s: &mut S, event: &Event) {
     let at = event.at;
     let kind = &event.kind;
+    let indexed = S::INDEXED && !leaves_indexes(kind);
+    let grace = if S::INDEXED {
+        grace_change(kind).map(|id| (id, s.agent_ref(id).and_then(timers::agent_due)))
+    } else {
+        None
+    };
     let mut resumed = None;
     let mut moved = None;
     if let EventKind::ConversationCreated {
-        conversation: id, ..
+        conversation: id,
+        workstream,
+        ..
     } = kind
     {
         // A second creation of the same id replaces the first (fold checks nothing).
-        let before = s.conversation_mut(*id).and_then(|c| c.backlog_key());
+        let before = s
+            .conversation_and_timing(*id, indexed)
+            .map(|(c, timing)| keys(c, timing, indexed))
+            .unwrap_or_default();
         if let Some(c) = new_conversation(at, kind) {
-            moved = Some((*id, before, c.backlog_key()));
+            let timing = if indexed {
+                s.workstream_ref(*workstream).map(Timing::of)
+            } else {
+                None
+            };
+            moved = Some((*id, before, keys(&c, timing, indexed)));
             s.insert_conversation(c);
         }
     } else if let Some(id) = kind.conversation() {
-        if let Some(c) = s.conversation_mut(id) {
-            let before = c.backlog_key();
+        if let Some((c, timing)) = s.conversation_and_timing(id, indexed) {
+            let before = keys(c, timing, indexed);
             resumed = fold_conversation(c, at, kind);
-            moved = Some((id, before, c.backlog_key()));
+            moved = Some((id, before, keys(c, timing, indexed)));
         }
     }
     fold_entities(s, at, kind, resumed);
@@ -418,16 +702,39 @@ pub(crate) fn fold(s: &mut impl Entities, event: &Event) {
         refresh_roster(s, agent, skills_changed);
     }
     if let Some((id, before, after)) = moved.filter(|(_, before, after)| before != after) {
-        if let Some((queue, since)) = before {
-            if let Some(q) = s.queue_mut(queue) {
-                q.backlog.remove(&(since, id));
+        if before.backlog != after.backlog {
+            if let Some((queue, since)) = before.backlog {
+                if let Some(q) = s.queue_mut(queue) {
+                    q.backlog.remove(&(since, id));
+                }
+            }
+            if let Some((queue, since)) = after.backlog {
+                if let Some(q) = s.queue_mut(queue) {
+                    q.backlog.insert((since, id));
+                }
             }
         }
-        if let Some((queue, since)) = after {
-            if let Some(q) = s.queue_mut(queue) {
-                q.backlog.insert((since, id));
-            }
+        if indexed {
+            s.reindex_conversation(id, before, after);
         }
+    }
+    if let Some((id, before)) = grace {
+        let after = s.agent_ref(id).and_then(timers::agent_due);
+        s.reindex_agent(id, before, after);
+    }
+}
+
+/// The agent whose disconnect grace this event can start or end.
+fn grace_change(kind: &EventKind) -> Option<AgentId> {
+    use EventKind as E;
+    match kind {
+        E::AgentProvisioned(profile) => Some(profile.id),
+        E::AgentSignedIn { agent }
+        | E::AgentSignedOut { agent }
+        | E::AgentDisconnected { agent, .. }
+        | E::AgentReconnected { agent }
+        | E::AgentDisconnectGraceExpired { agent } => Some(*agent),
+        _ => None,
     }
 }
 
