@@ -1037,6 +1037,96 @@ pub fn check_snapshot_round_trip(world: &World) {
     );
 }
 
+/// Runs the steps on two worlds: one keeps everything, the other forgets its Closed
+/// conversations whenever `forget` says so. Every command not naming a forgotten conversation
+/// must be judged the same by both; the forgetting world must be the full one without the
+/// forgotten conversations, with no trace of them left, and a message about the last one
+/// forgotten is refused as about an unknown conversation instead of a closed one. Returns how
+/// many were forgotten and how many commands named one after.
+pub fn run_forgetting(spec: &Spec, steps: &[(Op, i64)], forget: &[bool]) -> (usize, usize) {
+    let mut world = World::default();
+    let mut lean = World::default();
+    let mut now = Timestamp(1_700_000_000_000);
+    for command in spec.setup() {
+        for e in decide(&world, command, now).expect("setup is valid") {
+            apply(&mut world, &e);
+            apply(&mut lean, &e);
+        }
+    }
+    let mut forgotten = std::collections::BTreeSet::new();
+    let mut named_forgotten = 0;
+    for (i, (op, advance)) in steps.iter().enumerate() {
+        now = now.plus_ms(*advance);
+        let command = resolve(op, &world, spec.agent_count());
+        let named = match &command {
+            Command::StartConversation { conversation, .. } => Some(*conversation),
+            other => command_conversation(other),
+        };
+        let outcome = decide(&world, command.clone(), now);
+        match named.filter(|id| forgotten.contains(id)) {
+            Some(id) => {
+                named_forgotten += 1;
+                assert!(
+                    outcome.is_err(),
+                    "{command:?} about closed {id} was accepted"
+                );
+                if !matches!(command, Command::StartConversation { .. }) {
+                    assert_eq!(
+                        decide(&lean, command.clone(), now),
+                        Err(Rejection::UnknownConversation(id))
+                    );
+                }
+            }
+            None => assert_eq!(
+                decide(&lean, command.clone(), now),
+                outcome,
+                "forgetting closed conversations changed how {command:?} is judged"
+            ),
+        }
+        if let Ok(events) = &outcome {
+            for e in events {
+                apply(&mut world, e);
+                apply(&mut lean, e);
+            }
+        }
+        if forget.get(i).copied().unwrap_or(false) {
+            let closed: Vec<ConversationId> = lean
+                .conversations
+                .values()
+                .filter(|c| c.status == ConversationStatus::Closed)
+                .map(|c| c.id)
+                .collect();
+            for id in closed {
+                assert!(lean.forget(id).is_some());
+                forgotten.insert(id);
+            }
+        }
+        // A forgotten conversation is unknown where the full world calls it closed.
+        if let Some(id) = forgotten.last().copied() {
+            named_forgotten += 1;
+            let message = Command::CustomerMessage { conversation: id };
+            assert_eq!(
+                decide(&world, message.clone(), now),
+                Err(Rejection::ConversationClosed { conversation: id })
+            );
+            assert_eq!(
+                decide(&lean, message, now),
+                Err(Rejection::UnknownConversation(id))
+            );
+        }
+        let mut expected = world.clone();
+        expected
+            .conversations
+            .retain(|id, _| !forgotten.contains(id));
+        expected.rebuild_indexes();
+        assert!(
+            lean == expected,
+            "forgetting left a trace or removed more than the closed conversations"
+        );
+    }
+    (forgotten.len(), named_forgotten)
+}
+
 proptest! {
     #[test]
     fn only_the_primary_agent_may_transfer_or_consult(spec in spec(4), steps in steps(80)) {
@@ -1093,6 +1183,14 @@ proptest! {
         check_snapshot_round_trip(&world);
     }
 
+    #[test]
+    fn forgetting_closed_conversations_changes_no_decision_about_the_rest(
+        spec in spec(4),
+        steps in steps(80),
+        forget in prop::collection::vec(prop::bool::weighted(0.3), 80),
+    ) {
+        run_forgetting(&spec, &steps, &forget);
+    }
 }
 
 /// The properties only mean something if the generated runs reach deep states: this guards
@@ -1137,4 +1235,33 @@ fn generated_runs_reach_every_lifecycle_step() {
             "{kind} barely reached: {seen:?}"
         );
     }
+}
+
+/// The forgetting property only means something if runs forget conversations and then meet
+/// commands about them.
+#[test]
+fn forgetting_runs_forget_conversations_and_meet_their_ids_again() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let (mut forgotten, mut named) = (0, 0);
+    for _ in 0..64 {
+        let spec = spec(4).new_tree(&mut runner).unwrap().current();
+        let steps = steps(80).new_tree(&mut runner).unwrap().current();
+        let forget = prop::collection::vec(prop::bool::weighted(0.3), 80)
+            .new_tree(&mut runner)
+            .unwrap()
+            .current();
+        let (f, n) = run_forgetting(&spec, &steps, &forget);
+        forgotten += f;
+        named += n;
+    }
+    assert!(
+        forgotten >= 64,
+        "only {forgotten} conversations forgotten in 64 runs"
+    );
+    assert!(
+        named >= 640,
+        "only {named} commands named a forgotten conversation"
+    );
 }

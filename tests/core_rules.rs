@@ -1420,7 +1420,7 @@ mod links {
 }
 
 /// What a service holding one world for months relies on: timers and case links found through
-/// the world's indexes.
+/// the world's indexes, and closed conversations forgotten.
 mod indexes_and_forgetting {
     use super::*;
     use omni_core::{ChannelTimers, next_deadline_by_scan, on_tick, on_tick_by_scan};
@@ -1587,5 +1587,60 @@ mod indexes_and_forgetting {
             .unwrap()
             .is_empty()
         );
+    }
+
+    #[test]
+    fn a_forgotten_conversation_leaves_no_trace_and_is_unknown_from_then_on() {
+        let mut case = sms_case();
+        let session = case.active(1, CHAT, ANN);
+        case.given(Command::Focus {
+            agent: ANN,
+            session,
+        });
+        link_case(&mut case, ANN, 1, 77);
+        case.active(2, CHAT, ANN);
+        let id = conversation(1);
+        assert!(
+            case.world.forget(id).is_none(),
+            "a live conversation is kept"
+        );
+
+        case.given(Command::ForceClose {
+            supervisor: SupervisorId::from_u128(9),
+            conversation: id,
+        });
+        let before = case.world.clone();
+        let forgotten = case
+            .world
+            .forget(id)
+            .expect("closed conversations can be forgotten");
+        assert_eq!(forgotten.status, ConversationStatus::Closed);
+        assert!(!case.world.conversations.contains_key(&id));
+        let ann = case.agent(ANN);
+        assert!(!ann.tabs.contains(&id));
+        assert!(ann.open_sessions.iter().all(|s| s.conversation != id));
+        assert!(ann.focused.is_none_or(|s| s.conversation != id));
+        // Nothing else moved: the rest of the world is what it was, indexes included.
+        let mut expected = before;
+        expected.conversations.remove(&id);
+        expected.rebuild_indexes();
+        assert_eq!(case.world, expected);
+
+        assert_eq!(
+            case.rejected(Command::CustomerMessage { conversation: id }),
+            Rejection::UnknownConversation(id)
+        );
+        assert!(case.world.forget(id).is_none());
+        assert!(
+            case.when(Command::ResolveCase {
+                record: RecordId::from_u128(77)
+            })
+            .unwrap()
+            .is_empty()
+        );
+        case.given(Command::End {
+            agent: ANN,
+            conversation: conversation(2),
+        });
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! The [`World`] also keeps [`Indexes`] that let a service holding one world for a long time
 //! answer "what falls due next", "what is due now" and "which conversations is this case
-//! linked to" in O(log n).
+//! linked to" in O(log n), and forget closed conversations so it stays bounded.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,7 +25,7 @@ use crate::timers::{self, Timing};
 /// The world also indexes what a long-running service asks of it often: running timers by
 /// deadline ([`next_deadline`](crate::next_deadline), `Tick`) and live conversations by linked
 /// case (`ResolveCase`). The maps are public to read; change the world only through
-/// [`apply`](crate::apply), which keeps the indexes current. Code that
+/// [`apply`](crate::apply) and [`World::forget`], which keep the indexes current. Code that
 /// edits the maps directly (a test building a state by hand, a migration) calls
 /// [`World::rebuild_indexes`] after.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
@@ -165,8 +165,8 @@ impl World {
         self.workstreams.get(&workstream).map(Timing::of)
     }
 
-    /// Recomputes every index from the maps. [`apply`](crate::apply) and deserialization keep
-    /// them current; call this only after editing the maps directly.
+    /// Recomputes every index from the maps. [`apply`](crate::apply), [`World::forget`] and
+    /// deserialization keep them current; call this only after editing the maps directly.
     pub fn rebuild_indexes(&mut self) {
         let mut indexes = Indexes::default();
         for (id, c) in &self.conversations {
@@ -177,6 +177,43 @@ impl World {
             indexes.move_agent(*id, None, timers::agent_due(agent));
         }
         self.indexes = indexes;
+    }
+
+    /// Forgets a Closed conversation: removes it and every trace of it, so a service that runs
+    /// for months holds only live conversations (and the closed ones it still wants to show). Returns the
+    /// conversation, for archiving; `None`, changing nothing, when it is unknown or not Closed.
+    ///
+    /// Closed is final, so no decision about the other conversations, agents and queues
+    /// depends on it: they are judged exactly as before. What changes is what is said about
+    /// the forgotten one: a command naming it is rejected as an unknown conversation instead
+    /// of a closed one, and the world no longer knows its id was used, so `StartConversation`
+    /// with that id would be accepted again: conversation ids must never be reused, which the
+    /// log, where the conversation's stream exists, can enforce. Replaying the log brings
+    /// forgotten conversations back; forget them again as they close if the replayed world
+    /// should stay bounded too.
+    ///
+    /// A Closed conversation has no index or backlog entry and no open session, tab or focus
+    /// (closing ended them); they are removed anyway, so nothing can be left dangling.
+    pub fn forget(&mut self, id: ConversationId) -> Option<Conversation> {
+        if self.conversations.get(&id)?.status != ConversationStatus::Closed {
+            return None;
+        }
+        let keys = self.keys_of(id);
+        let c = self.conversations.remove(&id)?;
+        self.indexes.move_conversation(id, keys, Keys::default());
+        if let Some(q) = self.queues.get_mut(&c.queue) {
+            q.backlog.remove(&(c.status_since, id));
+        }
+        for session in &c.sessions {
+            if let Some(agent) = self.agents.get_mut(&session.agent) {
+                agent.open_sessions.remove(&c.session_ref(session.number));
+                agent.tabs.remove(&id);
+                if agent.focused.is_some_and(|f| f.conversation == id) {
+                    agent.focused = None;
+                }
+            }
+        }
+        Some(c)
     }
 }
 
