@@ -151,7 +151,7 @@ fn fold(world: &mut World, dirty: &mut Dirty, followed: omni_bus::Followed) {
             dirty.note(kind, world);
             if let EventKind::ConversationClosed { conversation, .. } = kind {
                 // Closed is final: the router never needs it again.
-                world.conversations.remove(conversation);
+                world.forget(*conversation);
             }
         }
         Err(e) => {

@@ -40,11 +40,10 @@ pub struct SimConfig {
     /// Customers arriving per agent per hour, on average (Poisson arrivals). The default
     /// keeps agents busy without letting queues grow without bound.
     pub arrivals_per_agent_hour: f64,
-    /// Remove closed conversations from the simulation's world as they close. Closed is
-    /// final, so no later decision needs them; dropping them keeps memory and the timer scan
-    /// of `Tick` proportional to the live conversations, which a million-conversation run
-    /// needs. The stream is the same either way; only [`Simulation::world`] then holds the
-    /// live conversations alone.
+    /// Forget closed conversations as they close ([`World::forget`]). Closed is final, so no
+    /// later decision needs them; forgetting them keeps memory proportional to the live
+    /// conversations, which a million-conversation run needs. The stream is the same either
+    /// way; only [`Simulation::world`] then holds the live conversations alone.
     pub forget_closed: bool,
 }
 
@@ -350,10 +349,11 @@ impl Simulation {
 
     /// Fires every due timer. The simulation ticks at the deadlines it causes (an ignored
     /// offer, a drop, a wrap-up or waiting left to its timer); this catch-all covers any
-    /// other, a few minutes late at most. Asking the core for its next deadline instead
-    /// would be exact, but `next_deadline` and `Tick` both scan every live conversation, and
-    /// pending offers put a deadline every few seconds: that scan was 40 % of a run. Once
-    /// nothing else is planned, the run only waits for timers, so it jumps to the next one.
+    /// other, a few minutes late at most. (This schedule dates from when `next_deadline` and
+    /// `Tick` scanned every live conversation; both now use the core's deadline index, so
+    /// ticking at `next_deadline` would be cheap and exact, but it would change the stream
+    /// every seed gives.) Once nothing else is planned, the run only waits for timers, so it
+    /// jumps to the next one.
     fn housekeeping(&mut self, out: &mut Vec<Event>) {
         self.exec("tick", Command::Tick, out);
         let now = self.engine.now;
@@ -433,8 +433,7 @@ impl Simulation {
             EventKind::EndConversation { conversation, .. } => self.wrap_up(*conversation),
             EventKind::ConversationClosed { conversation, .. } => {
                 self.tracked.remove(conversation);
-                if self.cfg.forget_closed {
-                    self.engine.world.conversations.remove(conversation);
+                if self.cfg.forget_closed && self.engine.world.forget(*conversation).is_some() {
                     self.forgotten += 1;
                 }
             }
