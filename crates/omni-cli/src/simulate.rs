@@ -177,17 +177,18 @@ fn progress_line(p: &Progress) -> String {
         Phase::Draining => "draining",
         Phase::Reporting => "reporting",
     };
+    let clock = if p.limit.is_zero() {
+        String::new()
+    } else {
+        format!(
+            " {:>3.0}s/{:.0}s",
+            p.elapsed.as_secs_f64(),
+            p.limit.as_secs_f64()
+        )
+    };
     format!(
-        "{phase} {:>4.0}s/{:.0}s | conversations {} started, {} handled, {} abandoned, {} open | offers {} | commands {} ({} refused)",
-        p.elapsed.as_secs_f64(),
-        p.duration.as_secs_f64(),
-        p.started,
-        p.handled,
-        p.abandoned,
-        p.open,
-        p.offers,
-        p.commands,
-        p.rejected
+        "{phase}{clock} | conversations {} started, {} handled, {} abandoned, {} open | offers {} | commands {} ({} refused)",
+        p.started, p.handled, p.abandoned, p.open, p.offers, p.commands, p.rejected
     )
 }
 
@@ -204,13 +205,19 @@ struct Step {
     /// From a command's arrival at the conversation service to its answer.
     command: Option<bench::Histogram>,
     route_requests: u64,
+    /// CPU time over the measured run, in cores (CPU seconds per second): this process
+    /// (engine, router and the benchmark's own client) and the nats-server child.
+    cpu_omni_cores: Option<f64>,
+    cpu_nats_cores: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
 struct BenchReport {
     machine: String,
     round_trip_ms: Latency,
+    /// fdatasync of a record written over preallocated space, and of one growing the file.
     fsync_ms: Latency,
+    fsync_growing_ms: Latency,
     steps: Vec<Step>,
     max_sustained_rate: Option<f64>,
 }
@@ -229,7 +236,8 @@ async fn run_bench(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         );
     }
     std::fs::create_dir_all(&args.data)?;
-    let fsync_ms = bench::probe_fsync(&args.data, 500).context("probing fsync")?;
+    let fsync_ms = bench::probe_fsync(&args.data, 300, false).context("probing fsync")?;
+    let fsync_growing_ms = bench::probe_fsync(&args.data, 300, true).context("probing fsync")?;
     let mut round_trip_ms = Latency::default();
     let mut steps = Vec::new();
     let mut failures = 0;
@@ -274,6 +282,7 @@ async fn run_bench(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         machine: machine(),
         round_trip_ms,
         fsync_ms,
+        fsync_growing_ms,
         max_sustained_rate: steps
             .iter()
             .filter(|s| s.result.sustained)
@@ -317,6 +326,11 @@ async fn bench_step(
     )
     .await?;
     let before = metrics.render();
+    let cpu_before = (
+        cpu_seconds("self"),
+        nats_pid().and_then(|p| cpu_seconds(&p)),
+    );
+    let measured = std::time::Instant::now();
     let result = bench::intake(
         &bus,
         &IntakeConfig {
@@ -327,6 +341,23 @@ async fn bench_step(
     )
     .await?;
     let after = metrics.render();
+    let cpu_after = (
+        cpu_seconds("self"),
+        nats_pid().and_then(|p| cpu_seconds(&p)),
+    );
+    let elapsed = measured.elapsed().as_secs_f64();
+    let cores = |before: Option<f64>, after: Option<f64>| Some((after? - before?) / elapsed);
+    // Let a backlog drain before the engine stops, so no request is cut off midway.
+    let mut last = bench::counter(&after, "omni_commands_accepted_total");
+    let since = std::time::Instant::now();
+    while since.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = bench::counter(&metrics.render(), "omni_commands_accepted_total");
+        if now == last {
+            break;
+        }
+        last = now;
+    }
     let delta = |name: &str| {
         bench::counter(&after, name).unwrap_or(0) - bench::counter(&before, name).unwrap_or(0)
     };
@@ -349,6 +380,8 @@ async fn bench_step(
         append: bench::histogram(&after, "omni_append_latency_seconds"),
         command: bench::histogram(&after, "omni_command_latency_seconds"),
         route_requests: delta("omni_route_requests_total"),
+        cpu_omni_cores: cores(cpu_before.0, cpu_after.0),
+        cpu_nats_cores: cores(cpu_before.1, cpu_after.1),
         result,
     };
     Ok((step, rtt))
@@ -361,7 +394,7 @@ fn ms(v: Option<f64>) -> String {
 fn step_line(s: &Step) -> String {
     let r = &s.result;
     format!(
-        "{:>7.0}/s for {:.0}s: sent {:.0}/s, offered {}/{} ({:.0}/s), intake→offer p50 {} p90 {} p99 {} p99.9 {} max {} ms (last quarter p99 {}), answer p50 {} p99 {} ms, {} appends ({:.1} commands, {:.1} events each): {}",
+        "{:>7.0}/s for {:.0}s: sent {:.0}/s, offered {}/{} ({:.0}/s), intake→offer p50 {} p90 {} p99 {} p99.9 {} max {} ms (last quarter p99 {}), answer p50 {} p99 {} ms, {} appends ({:.1} commands, {:.1} events each), CPU omni {} nats {} cores: {}",
         r.target_rate,
         r.duration_secs,
         r.send_rate,
@@ -379,6 +412,8 @@ fn step_line(s: &Step) -> String {
         s.appends,
         s.commands_per_append,
         s.events_per_append,
+        ms(s.cpu_omni_cores),
+        ms(s.cpu_nats_cores),
         if r.sustained {
             "sustained"
         } else {
@@ -390,14 +425,16 @@ fn step_line(s: &Step) -> String {
 fn print_bench(report: &BenchReport) {
     println!("machine: {}", report.machine);
     println!(
-        "probes: NATS request-reply round trip p50 {} p99 {} ms; fdatasync p50 {} p99 {} ms",
+        "probes: NATS request-reply round trip p50 {} p99 {} ms; fdatasync in place p50 {} p99 {} ms, growing the file p50 {} p99 {} ms",
         ms(report.round_trip_ms.p50),
         ms(report.round_trip_ms.p99),
         ms(report.fsync_ms.p50),
-        ms(report.fsync_ms.p99)
+        ms(report.fsync_ms.p99),
+        ms(report.fsync_growing_ms.p50),
+        ms(report.fsync_growing_ms.p99)
     );
     println!(
-        "{:>8} {:>8} {:>9} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8} {:>9} {:>9} {:>8} {:>9}",
+        "{:>8} {:>8} {:>9} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9}",
         "rate/s",
         "sent/s",
         "offered",
@@ -411,12 +448,14 @@ fn print_bench(report: &BenchReport) {
         "ans p99",
         "cmds/app",
         "appends",
+        "cpu omni",
+        "cpu nats",
         "sustained"
     );
     for s in &report.steps {
         let r = &s.result;
         println!(
-            "{:>8.0} {:>8.0} {:>9} {:>8.0} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8} {:>9} {:>9.1} {:>8} {:>9}",
+            "{:>8.0} {:>8.0} {:>9} {:>8.0} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8} {:>9} {:>9.1} {:>8} {:>9} {:>9} {:>9}",
             r.target_rate,
             r.send_rate,
             r.offered,
@@ -430,13 +469,65 @@ fn print_bench(report: &BenchReport) {
             ms(r.start_answer_ms.p99),
             s.commands_per_append,
             s.appends,
+            ms(s.cpu_omni_cores),
+            ms(s.cpu_nats_cores),
             if r.sustained { "yes" } else { "no" }
+        );
+    }
+    for s in &report.steps {
+        let h = |h: &Option<bench::Histogram>| {
+            h.as_ref().map_or_else(
+                || "-".to_owned(),
+                |h| {
+                    format!(
+                        "mean {:.2} ms, p50 ≤ {} ms, p99 ≤ {} ms",
+                        h.mean_ms,
+                        ms(h.p50_at_most_ms),
+                        ms(h.p99_at_most_ms)
+                    )
+                },
+            )
+        };
+        println!(
+            "engine at {:.0}/s: group append (fsync included) {}; command in the service {}; {} routing requests",
+            s.result.target_rate,
+            h(&s.append),
+            h(&s.command),
+            s.route_requests
         );
     }
     match report.max_sustained_rate {
         Some(rate) => println!("highest sustained rate: {rate:.0} new conversations/s"),
         None => println!("no rate was sustained"),
     }
+}
+
+/// User plus system CPU seconds of a process (`self` or a pid), from `/proc` (Linux; clock
+/// ticks of 1/100 s).
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// The nats-server this process started.
+fn nats_pid() -> Option<String> {
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|children| {
+            children
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == "nats-server")
+        })
 }
 
 /// CPU model and core count, as the OS names them.

@@ -251,10 +251,11 @@ impl AgentActor {
                     self.working.remove(&session.conversation);
                 }
             }
-            EventKind::EndConversation { conversation, .. } => {
-                if self.working.remove(&conversation).is_some() {
-                    self.wrap_up(conversation);
-                }
+            // The primary agent wraps up; consultants hear of it too.
+            EventKind::EndConversation { conversation, .. }
+                if self.working.remove(&conversation).is_some() =>
+            {
+                self.wrap_up(conversation);
             }
             EventKind::ConversationClosed { conversation, .. } => {
                 self.working.remove(&conversation);

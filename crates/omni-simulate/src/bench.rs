@@ -346,16 +346,26 @@ pub async fn probe_round_trip(bus: &Bus, count: usize) -> Result<Latency, Simula
     Ok(Latency::of(samples))
 }
 
-/// `fdatasync` after a small append, `count` times, in `dir`: what each group commit of the
-/// log pays at least.
-pub fn probe_fsync(dir: &Path, count: usize) -> std::io::Result<Latency> {
+/// `fdatasync` after writing a small record, `count` times, in `dir`: what each group commit
+/// of the log pays at least. `grow`: each record extends the file (the file system must
+/// journal the new size too); otherwise records overwrite space written and synced before,
+/// as a log with preallocated segments does.
+pub fn probe_fsync(dir: &Path, count: usize, grow: bool) -> std::io::Result<Latency> {
+    use std::io::{Seek, SeekFrom};
     std::fs::create_dir_all(dir)?;
     let path = dir.join(format!("fsync-probe-{}", std::process::id()));
     let mut file = std::fs::OpenOptions::new()
         .create(true)
-        .append(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
         .open(&path)?;
     let record = [0x5Au8; 256];
+    if !grow {
+        file.write_all(&vec![0u8; record.len() * count])?;
+        file.sync_all()?;
+        file.seek(SeekFrom::Start(0))?;
+    }
     let mut samples = Vec::with_capacity(count);
     for _ in 0..count {
         let started = Instant::now();

@@ -114,8 +114,9 @@ pub enum Phase {
 #[derive(Clone, Debug)]
 pub struct Progress {
     pub phase: Phase,
+    /// Time in this phase, and its bound (the run's duration, the drain; zero for none).
     pub elapsed: Duration,
-    pub duration: Duration,
+    pub limit: Duration,
     pub started: u64,
     pub handled: u64,
     pub abandoned: u64,
@@ -130,7 +131,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// Setup commands in flight at once.
 const SETUP_CONCURRENCY: usize = 16;
 /// How long to wait for the monitor to see the center, and for the final catch-up.
-const CATCH_UP_WITHIN: Duration = Duration::from_secs(30);
+const CATCH_UP_WITHIN: Duration = Duration::from_secs(120);
 
 /// Runs a simulated contact center against the engine behind `bus` and reports.
 pub async fn run(
@@ -140,10 +141,16 @@ pub async fn run(
 ) -> Result<Report, SimulateError> {
     let begun = Instant::now();
     let center = plan::center(config.seed, config.agents, config.queues_per_channel);
-    let report_progress = |phase, shared: Option<&Shared>, progress: &mut dyn FnMut(&Progress)| {
-        progress(&snapshot(phase, begun, config.duration, shared));
-    };
-    report_progress(Phase::Provisioning, None, progress);
+    let report_progress =
+        |phase, since: Instant, shared: Option<&Shared>, progress: &mut dyn FnMut(&Progress)| {
+            let limit = match phase {
+                Phase::Running => config.duration,
+                Phase::Draining => config.drain,
+                Phase::Provisioning | Phase::Reporting => Duration::ZERO,
+            };
+            progress(&snapshot(phase, since, limit, shared));
+        };
+    report_progress(Phase::Provisioning, begun, None, progress);
 
     // The center, as an administrator sets it up.
     let mut setup_refused = 0;
@@ -242,10 +249,7 @@ pub async fn run(
     let mut arrivals = plan::arrivals(config.seed, config.rate, &center.queues).peekable();
     let mut ticker = tokio::time::interval(PROGRESS_EVERY);
     let mut customers = tokio::task::JoinSet::new();
-    loop {
-        let Some(next) = arrivals.peek().map(|a| a.at) else {
-            break;
-        };
+    while let Some(next) = arrivals.peek().map(|a| a.at) {
         if next >= config.duration {
             break;
         }
@@ -269,7 +273,7 @@ pub async fn run(
                 });
                 customers.spawn(customer::run(Arc::clone(&shared), id, arrival, rx));
             }
-            _ = ticker.tick() => report_progress(Phase::Running, Some(&shared), progress),
+            _ = ticker.tick() => report_progress(Phase::Running, started, Some(&shared), progress),
             Some(_) = customers.join_next(), if !customers.is_empty() => {}
         }
     }
@@ -281,12 +285,14 @@ pub async fn run(
     let drain_started = Instant::now();
     while drain_started.elapsed() < config.drain && !all_settled(&shared) {
         tokio::select! {
-            _ = ticker.tick() => report_progress(Phase::Draining, Some(&shared), progress),
+            _ = ticker.tick() => {
+                report_progress(Phase::Draining, drain_started, Some(&shared), progress);
+            }
             Some(_) = customers.join_next(), if !customers.is_empty() => {}
         }
     }
     let drain_secs = drain_started.elapsed().as_secs_f64();
-    report_progress(Phase::Reporting, Some(&shared), progress);
+    report_progress(Phase::Reporting, Instant::now(), Some(&shared), progress);
 
     // The end: customers stop, agents go home, the monitor reads to the head of the log.
     shared.sampling.store(false, Relaxed);
@@ -381,11 +387,11 @@ fn all_settled(shared: &Shared) -> bool {
         .all(|t| t.closed.is_some() || t.refused)
 }
 
-fn snapshot(phase: Phase, begun: Instant, duration: Duration, shared: Option<&Shared>) -> Progress {
+fn snapshot(phase: Phase, since: Instant, limit: Duration, shared: Option<&Shared>) -> Progress {
     let mut p = Progress {
         phase,
-        elapsed: begun.elapsed(),
-        duration,
+        elapsed: since.elapsed(),
+        limit,
         started: 0,
         handled: 0,
         abandoned: 0,
