@@ -391,10 +391,14 @@ fn ms(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"))
 }
 
+fn quarters(values: &[Option<f64>]) -> String {
+    values.iter().map(|v| ms(*v)).collect::<Vec<_>>().join("/")
+}
+
 fn step_line(s: &Step) -> String {
     let r = &s.result;
     format!(
-        "{:>7.0}/s for {:.0}s: sent {:.0}/s, offered {}/{} ({:.0}/s), intake→offer p50 {} p90 {} p99 {} p99.9 {} max {} ms (last quarter p99 {}), answer p50 {} p99 {} ms, {} appends ({:.1} commands, {:.1} events each), CPU omni {} nats {} cores: {}",
+        "{:>7.0}/s for {:.0}s: sent {:.0}/s, offered {}/{} ({:.0}/s), intake→offer p50 {} p90 {} p99 {} p99.9 {} max {} ms (by quarter: p50 {}, p99 {}), answer p50 {} p99 {} ms, {} appends ({:.1} commands, {:.1} events each), CPU omni {} nats {} cores: {}",
         r.target_rate,
         r.duration_secs,
         r.send_rate,
@@ -406,7 +410,8 @@ fn step_line(s: &Step) -> String {
         ms(r.intake_to_offer_ms.p99),
         ms(r.intake_to_offer_p999_ms),
         ms(r.intake_to_offer_ms.max),
-        ms(r.last_quarter_p99_ms),
+        quarters(&r.p50_by_quarter_ms),
+        quarters(&r.p99_by_quarter_ms),
         ms(r.start_answer_ms.p50),
         ms(r.start_answer_ms.p99),
         s.appends,
@@ -472,6 +477,14 @@ fn print_bench(report: &BenchReport) {
             ms(s.cpu_omni_cores),
             ms(s.cpu_nats_cores),
             if r.sustained { "yes" } else { "no" }
+        );
+    }
+    for s in &report.steps {
+        println!(
+            "intake → offer at {:.0}/s by quarter of the run: p50 {} ms, p99 {} ms",
+            s.result.target_rate,
+            quarters(&s.result.p50_by_quarter_ms),
+            quarters(&s.result.p99_by_quarter_ms)
         );
     }
     for s in &report.steps {

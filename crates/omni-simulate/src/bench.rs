@@ -133,8 +133,10 @@ pub struct IntakeResult {
     pub intake_to_offer_p999_ms: Option<f64>,
     /// From the request to its answer: one pass of the conversation service.
     pub start_answer_ms: Latency,
-    /// The last quarter of the run alone: a backlog that grows shows here first.
-    pub last_quarter_p99_ms: Option<f64>,
+    /// Each quarter of the run alone (by send time): a backlog, or a cost that grows with
+    /// the conversations in the engine's world, shows as later quarters getting slower.
+    pub p50_by_quarter_ms: Vec<Option<f64>>,
+    pub p99_by_quarter_ms: Vec<Option<f64>>,
     /// Kept up: sent at ≥ 98 % of the target, every conversation offered within the grace,
     /// p99 ≤ [`SUSTAINED_P99_MS`].
     pub sustained: bool,
@@ -255,7 +257,7 @@ pub async fn intake(bus: &Bus, config: &IntakeConfig) -> Result<IntakeResult, Si
     let offered_at = receiver.await.unwrap_or_default();
 
     let mut latencies = Vec::with_capacity(total);
-    let mut last_quarter = Vec::new();
+    let mut quarters = vec![Vec::new(); 4];
     let mut answers = Vec::with_capacity(total);
     let mut last_offer = 0;
     for index in 0..total {
@@ -271,16 +273,16 @@ pub async fn intake(bus: &Bus, config: &IntakeConfig) -> Result<IntakeResult, Si
         if offered != NOT_YET {
             let ms = offered.saturating_sub(sent) as f64 / 1e6;
             latencies.push(ms);
-            if index >= total * 3 / 4 {
-                last_quarter.push(ms);
-            }
+            quarters[(index * 4 / total).min(3)].push(ms);
             last_offer = last_offer.max(offered);
         }
     }
     let offered = latencies.len() as u64;
     let mut sorted = latencies.clone();
     sorted.sort_by(f64::total_cmp);
-    last_quarter.sort_by(f64::total_cmp);
+    for quarter in &mut quarters {
+        quarter.sort_by(f64::total_cmp);
+    }
     let intake_to_offer_ms = Latency::of(latencies);
     let send_rate = sent as f64 / send_secs;
     let sustained = send_rate >= 0.98 * config.rate
@@ -306,7 +308,8 @@ pub async fn intake(bus: &Bus, config: &IntakeConfig) -> Result<IntakeResult, Si
         intake_to_offer_p999_ms: quantile(&sorted, 0.999),
         intake_to_offer_ms,
         start_answer_ms: Latency::of(answers),
-        last_quarter_p99_ms: quantile(&last_quarter, 0.99),
+        p50_by_quarter_ms: quarters.iter().map(|q| quantile(q, 0.50)).collect(),
+        p99_by_quarter_ms: quarters.iter().map(|q| quantile(q, 0.99)).collect(),
         sustained,
     })
 }
