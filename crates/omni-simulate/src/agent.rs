@@ -191,11 +191,14 @@ impl AgentActor {
                 ..
             } if agent == me => {
                 self.stats.offers += 1;
-                // A pick is accepted in the same decision; only routing's offers are timed.
+                // Intake → offer is routing's latency: transfers and picks come later.
+                if origin == OfferOrigin::Routing {
+                    self.shared.note_offer(session.conversation);
+                }
+                // A pick is accepted in the same decision.
                 if origin == OfferOrigin::Pick {
                     return;
                 }
-                self.shared.note_offer(session.conversation);
                 let timeout_secs = expires_at.since(at) / 1000;
                 match behaviour::answer_offer(&mut self.rng, timeout_secs) {
                     OfferAnswer::Accept { after_ms } => {

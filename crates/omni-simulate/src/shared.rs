@@ -113,8 +113,8 @@ pub(crate) struct Tracked {
     pub sent_at: Instant,
     /// From sending StartConversation to its answer.
     pub start_answered: Option<Duration>,
-    /// From sending StartConversation to the first offer routing made (picks are not
-    /// offers routing made) arriving on a desktop.
+    /// From sending StartConversation to the first offer push routing made (not a pick,
+    /// a transfer or a supervisor's assignment) arriving on the agent's desktop.
     pub first_offer: Option<Duration>,
     /// Whether someone could take it the moment it was created (the router offers it at once).
     pub routable_on_arrival: Option<bool>,
