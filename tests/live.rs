@@ -176,22 +176,37 @@ impl Live {
         let Live { engine, bus, dir } = self;
         drop(bus);
         engine.shutdown().await.expect("the engine stops cleanly");
-        let log = open_when_released(&dir.path().join("log"));
-        let verification =
-            omni_projection::verify(&log, &mut |_| {}).expect("a snapshot to verify");
-        assert!(
-            verification.differences.is_empty(),
-            "the live projection differs from the replay: {:?}",
-            verification.differences
-        );
-        assert_eq!(
-            verification.position,
-            log.head().expect("head"),
-            "the snapshot is at the head"
-        );
-        log.close().expect("the log closes");
-        verification.position
+        verify_stored(&dir.path().join("log"))
     }
+
+    /// Stops the engine, verifies its stored projection as [`Live::stop_and_verify`] does,
+    /// and reads the whole log back.
+    pub async fn stop_verify_and_read_log(self) -> (u64, Vec<(u64, Envelope)>) {
+        let Live { engine, bus, dir } = self;
+        drop(bus);
+        engine.shutdown().await.expect("the engine stops cleanly");
+        let position = verify_stored(&dir.path().join("log"));
+        (position, read_log(&dir.path().join("log")))
+    }
+}
+
+/// Checks the projection stored beside the log under `dir` against a replay of that log;
+/// returns the snapshot's position.
+fn verify_stored(dir: &Path) -> u64 {
+    let log = open_when_released(dir);
+    let verification = omni_projection::verify(&log, &mut |_| {}).expect("a snapshot to verify");
+    assert!(
+        verification.differences.is_empty(),
+        "the live projection differs from the replay: {:?}",
+        verification.differences
+    );
+    assert_eq!(
+        verification.position,
+        log.head().expect("head"),
+        "the snapshot is at the head"
+    );
+    log.close().expect("the log closes");
+    verification.position
 }
 
 /// Opens a log an engine just closed. sled releases its file lock from a background thread

@@ -11,6 +11,7 @@ mod services_commands;
 mod services_flow;
 mod services_queries;
 mod services_resilience;
+mod simulate;
 mod store_crash;
 mod subjects_doc;
 mod support;

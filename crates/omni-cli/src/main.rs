@@ -6,6 +6,7 @@
 mod log_cmd;
 mod output;
 mod replay;
+mod simulate;
 mod up;
 
 use std::path::PathBuf;
@@ -34,6 +35,9 @@ enum Command {
     /// Run every service in one process (the sled log under --data; a nats-server child
     /// unless NATS_URL is set) until Ctrl-C.
     Up(up::UpArgs),
+    /// Play a simulated contact center against the engine (or one started here) and report;
+    /// or benchmark intake → offer latency (--bench-intake).
+    Simulate(Box<simulate::SimulateArgs>),
 }
 
 /// Where the embedded log lives.
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay::run(args),
         Command::Log(command) => log_cmd::run(command),
         Command::Up(args) => up::run(args),
+        Command::Simulate(args) => simulate::run(*args),
     };
     match result {
         Ok(code) => code,

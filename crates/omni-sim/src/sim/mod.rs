@@ -20,7 +20,8 @@ use omni_core::{
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::center::{self, CHANNELS, QueueInfo};
+use crate::behaviour;
+use crate::center::{self, CHANNELS, QueueInfo, QueueMix};
 use crate::engine::Engine;
 use crate::script::{Plan, Step};
 use crate::stats::SimStats;
@@ -81,8 +82,8 @@ pub struct Simulation {
     rng: SmallRng,
     agenda: Agenda,
     queues: Vec<QueueInfo>,
-    /// Running sums of the queues' traffic weights, for drawing an arrival's queue.
-    arrival_weights: Vec<u32>,
+    /// The queues' traffic weights, for drawing an arrival's queue.
+    mix: QueueMix,
     mean_arrival_gap_ms: f64,
     /// Only looked up, never iterated: its order cannot leak into the stream.
     tracked: HashMap<ConversationId, Tracked>,
@@ -103,14 +104,7 @@ impl Simulation {
         let mut engine = Engine::new();
         let queues = cfg.queues_per_channel.max(1) * CHANNELS.len();
         let (center, setup) = center::provision(&mut engine, &mut rng, cfg.agents, queues);
-        let arrival_weights = center
-            .queues
-            .iter()
-            .scan(0, |sum, q| {
-                *sum += q.spec.weight;
-                Some(*sum)
-            })
-            .collect();
+        let mix = QueueMix::new(&center.queues);
         let per_hour = cfg.arrivals_per_agent_hour * cfg.agents.max(1) as f64;
         let mut sim = Simulation {
             mean_arrival_gap_ms: 3_600_000.0 / per_hour,
@@ -119,7 +113,7 @@ impl Simulation {
             rng,
             agenda: Agenda::default(),
             queues: center.queues,
-            arrival_weights,
+            mix,
             tracked: HashMap::new(),
             dirty: BTreeSet::new(),
             created: 0,
@@ -211,14 +205,8 @@ impl Simulation {
         );
     }
 
-    /// Uniformly between `lo` and `hi` seconds, in milliseconds.
-    fn secs(&mut self, lo: i64, hi: i64) -> i64 {
-        self.rng.random_range(lo * 1000..=hi * 1000)
-    }
-
     fn exponential_ms(&mut self, mean_ms: f64) -> i64 {
-        let u: f64 = self.rng.random();
-        ((-(1.0 - u).ln() * mean_ms) as i64).max(1)
+        behaviour::exponential_ms(&mut self.rng, mean_ms)
     }
 
     fn arrival_gap(&mut self) -> i64 {
@@ -317,10 +305,7 @@ impl Simulation {
     }
 
     fn arrive(&mut self, out: &mut Vec<Event>) {
-        let total = *self.arrival_weights.last().unwrap_or(&0);
-        let draw = self.rng.random_range(0..total.max(1));
-        let index = self.arrival_weights.partition_point(|w| *w <= draw);
-        let queue = self.queues[index];
+        let queue = self.queues[self.mix.draw(&mut self.rng)];
         let conversation = ConversationId::from_u128(self.rng.random());
         let skills = center::requested_skills(&mut self.rng);
         let plan = Plan::draw(queue.spec.channel, &mut self.rng);
