@@ -114,7 +114,7 @@ fn fold(shared: &Shared, followed: Followed) {
             }
             EventKind::ConversationClosed { conversation, .. } => {
                 // Closed is final: no desktop needs it again.
-                world.conversations.remove(conversation);
+                world.forget(*conversation);
             }
             _ => {}
         }
