@@ -121,3 +121,25 @@ impl Catchup {
         }
     }
 }
+
+/// Waits (at most `max_wait`) until a follower's folded position, published on `folded`,
+/// reaches `min`: how a read model answers a query with a `min_position` (read your writes).
+/// The position reached is the error when it does not get there in time.
+pub async fn folded_to(
+    folded: &watch::Receiver<u64>,
+    min: u64,
+    max_wait: Duration,
+) -> Result<(), u64> {
+    let mut folded = folded.clone();
+    if *folded.borrow_and_update() >= min {
+        return Ok(());
+    }
+    let reached = tokio::time::timeout(max_wait, folded.wait_for(|&position| position >= min))
+        .await
+        .is_ok_and(|changed| changed.is_ok());
+    if reached {
+        Ok(())
+    } else {
+        Err(*folded.borrow())
+    }
+}

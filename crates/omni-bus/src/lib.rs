@@ -15,5 +15,5 @@ pub mod subjects;
 
 pub use client::{Bus, BusError};
 pub use dead::{dead_letter, keep_dead_letters};
-pub use follow::{Followed, follow};
+pub use follow::{Followed, folded_to, follow};
 pub use metrics::Metrics;

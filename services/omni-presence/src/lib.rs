@@ -204,7 +204,9 @@ async fn get(shared: &Shared, message: &async_nats::Message) -> pb::QueryReply {
         Ok(query) => query,
         Err(error) => return malformed(shared, message, error.to_string()).await,
     };
-    if let Err(position) = folded_to(&shared.folded, query.min_position, shared.max_wait).await {
+    if let Err(position) =
+        omni_bus::folded_to(&shared.folded, query.min_position, shared.max_wait).await
+    {
         return not_ready(position, query.min_position);
     }
     shared.metrics.queries.add(1);
@@ -230,7 +232,8 @@ async fn modify(shared: &Shared, message: &async_nats::Message) -> pb::QueryRepl
     match shared.bus.command(&command).await {
         Ok(outcome @ Outcome::Accepted { .. }) => {
             let last = outcome.last_position().unwrap_or(0);
-            if let Err(position) = folded_to(&shared.folded, last, shared.max_wait).await {
+            if let Err(position) = omni_bus::folded_to(&shared.folded, last, shared.max_wait).await
+            {
                 return query_error(
                     position,
                     pb::QueryErrorCode::NotReady,
@@ -274,22 +277,6 @@ fn not_ready(position: u64, min: u64) -> pb::QueryReply {
             "the presence service has folded the log up to position {position}, not yet {min}; ask again"
         ),
     )
-}
-
-/// Waits (at most `max_wait`) until the world has folded `min`; the position reached if not.
-async fn folded_to(folded: &watch::Receiver<u64>, min: u64, max_wait: Duration) -> Result<(), u64> {
-    let mut folded = folded.clone();
-    if *folded.borrow_and_update() >= min {
-        return Ok(());
-    }
-    let reached = tokio::time::timeout(max_wait, folded.wait_for(|&position| position >= min))
-        .await
-        .is_ok_and(|changed| changed.is_ok());
-    if reached {
-        Ok(())
-    } else {
-        Err(*folded.borrow())
-    }
 }
 
 /// Answers MALFORMED (the reason names the field) and dead-letters the request.

@@ -91,7 +91,7 @@ async fn respond<Q: QueryRequest>(
         Err(error) => return malformed(shared, message, error.to_string()).await,
     };
     let min = query.min_position();
-    if let Err(position) = folded_to(&shared.folded, min, shared.max_wait).await {
+    if let Err(position) = omni_bus::folded_to(&shared.folded, min, shared.max_wait).await {
         return query_error(
             position,
             pb::QueryErrorCode::NotReady,
@@ -103,26 +103,6 @@ async fn respond<Q: QueryRequest>(
     shared.metrics.queries.add(1);
     let model = shared.model.read().unwrap_or_else(PoisonError::into_inner);
     answer(&model, &query)
-}
-
-/// Waits (at most `max_wait`) until the model has folded `min`; the position reached if not.
-pub(crate) async fn folded_to(
-    folded: &watch::Receiver<u64>,
-    min: u64,
-    max_wait: Duration,
-) -> Result<(), u64> {
-    let mut folded = folded.clone();
-    if *folded.borrow_and_update() >= min {
-        return Ok(());
-    }
-    let reached = tokio::time::timeout(max_wait, folded.wait_for(|&position| position >= min))
-        .await
-        .is_ok_and(|changed| changed.is_ok());
-    if reached {
-        Ok(())
-    } else {
-        Err(*folded.borrow())
-    }
 }
 
 /// Answers MALFORMED (the reason names the field) and dead-letters the request.
