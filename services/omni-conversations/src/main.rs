@@ -32,17 +32,10 @@ async fn main() -> anyhow::Result<()> {
     let log = Arc::new(
         SledLog::open(&dir).with_context(|| format!("opening the log in {}", dir.display()))?,
     );
-    let client = async_nats::ConnectOptions::new()
-        .name(omni_conversations::SERVICE)
-        .retry_on_initial_connect()
-        .connect(&args.nats_url)
+    let client = omni_bus::connect(&args.nats_url, omni_conversations::SERVICE)
         .await
         .with_context(|| format!("connecting to {}", args.nats_url))?;
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        let _ = stop.send(true);
-    });
+    let shutdown = omni_bus::shutdown_on_ctrl_c();
     let config = omni_conversations::Config {
         time_scale: args.time_scale,
         ..Default::default()

@@ -226,11 +226,7 @@ async fn named<E: std::fmt::Display>(
 
 /// A client that keeps reconnecting for as long as the engine runs.
 pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, EngineError> {
-    async_nats::ConnectOptions::new()
-        .name(format!("omni-{name}"))
-        .retry_on_initial_connect()
-        .max_reconnects(None)
-        .connect(url)
+    omni_bus::connect(url, name)
         .await
         .map_err(|e| EngineError::Connect {
             url: url.to_owned(),

@@ -41,17 +41,10 @@ async fn main() -> anyhow::Result<()> {
         }
         None => None,
     };
-    let client = async_nats::ConnectOptions::new()
-        .name(omni_projector::SERVICE)
-        .retry_on_initial_connect()
-        .connect(&args.nats_url)
+    let client = omni_bus::connect(&args.nats_url, omni_projector::SERVICE)
         .await
         .with_context(|| format!("connecting to {}", args.nats_url))?;
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        let _ = stop.send(true);
-    });
+    let shutdown = omni_bus::shutdown_on_ctrl_c();
     let config = omni_projector::Config {
         snapshots,
         snapshot_interval: Duration::from_secs(args.snapshot_secs),

@@ -20,17 +20,10 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
     let args = Args::parse();
-    let client = async_nats::ConnectOptions::new()
-        .name(omni_router::SERVICE)
-        .retry_on_initial_connect()
-        .connect(&args.nats_url)
+    let client = omni_bus::connect(&args.nats_url, omni_router::SERVICE)
         .await
         .with_context(|| format!("connecting to {}", args.nats_url))?;
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        let _ = stop.send(true);
-    });
+    let shutdown = omni_bus::shutdown_on_ctrl_c();
     omni_router::run(
         Default::default(),
         client,
