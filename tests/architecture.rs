@@ -8,13 +8,46 @@ const FORBIDDEN_IN_CORE: &[&str] = &["tokio", "async-nats", "sled", "mio", "sock
 
 #[test]
 fn the_core_depends_on_no_runtime_bus_or_storage_crate() {
+    let (crates, tree) = dependencies_of("omni-core");
+    for forbidden in FORBIDDEN_IN_CORE {
+        assert!(
+            !crates.iter().any(|c| c == forbidden),
+            "omni-core depends on {forbidden}:\n{tree}"
+        );
+    }
+}
+
+/// What the simulator must not reach: it talks to an engine over the bus like any client.
+const FORBIDDEN_IN_SIMULATE: &[&str] = &[
+    "omni-engine",
+    "omni-conversations",
+    "omni-router",
+    "omni-projector",
+    "omni-presence",
+    "omni-store",
+    "sled",
+];
+
+#[test]
+fn the_simulator_reaches_the_engine_only_over_the_bus() {
+    let (crates, tree) = dependencies_of("omni-simulate");
+    for forbidden in FORBIDDEN_IN_SIMULATE {
+        assert!(
+            !crates.iter().any(|c| c == forbidden),
+            "omni-simulate depends on {forbidden}:\n{tree}"
+        );
+    }
+}
+
+/// The crates `package` depends on (normal and build edges, transitively), and the tree.
+fn dependencies_of(package: &str) -> (Vec<String>, String) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
         .args([
             "tree",
             "--offline",
             "--package",
-            "omni-core",
+            package,
             "--edges",
             "normal,build",
             "--prefix",
@@ -31,15 +64,14 @@ fn the_core_depends_on_no_runtime_bus_or_storage_crate() {
         String::from_utf8_lossy(&output.stderr)
     );
     let tree = String::from_utf8(output.stdout).expect("utf-8");
-    let crates: Vec<&str> = tree
+    let crates: Vec<String> = tree
         .lines()
         .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_owned)
         .collect();
-    assert!(crates.contains(&"omni-core"), "unexpected tree: {tree}");
-    for forbidden in FORBIDDEN_IN_CORE {
-        assert!(
-            !crates.contains(forbidden),
-            "omni-core depends on {forbidden}:\n{tree}"
-        );
-    }
+    assert!(
+        crates.iter().any(|c| c == package),
+        "unexpected tree: {tree}"
+    );
+    (crates, tree)
 }

@@ -1,6 +1,8 @@
 //! The `omni` command end to end, on real logs in temporary directories.
 
 use std::path::{Path, PathBuf};
+
+use crate::support::TempDir;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
@@ -43,31 +45,6 @@ fn stdout(output: &Output) -> String {
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// A fresh directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "omni-cli-{name}-{}-{}",
-            std::process::id(),
-            uuid::Uuid::now_v7()
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-
-    fn arg(&self) -> &str {
-        self.0.to_str().expect("utf-8 temp path")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A seeded log: 40 conversations with 8 agents.
@@ -156,7 +133,7 @@ fn time_travel_shows_the_state_as_it_was() {
 #[test]
 fn a_flipped_byte_in_a_stored_record_fails_replay_naming_its_position() {
     let dir = seeded("flip");
-    let log_dir = dir.0.join("log");
+    let log_dir = dir.path().join("log");
     {
         let db = sled::open(&log_dir).expect("the log is a sled database");
         let events = db.open_tree("events").expect("events tree");
@@ -198,8 +175,8 @@ fn flipping_bytes_in_the_data_files_never_passes_for_the_same_log() {
     };
     for trial in 0..12 {
         let copy = TempDir::new(&format!("outside-{trial}"));
-        copy_dir(&original.0, &copy.0);
-        let db_file = copy.0.join("log").join("db");
+        copy_dir(original.path(), copy.path());
+        let db_file = copy.path().join("log").join("db");
         let mut bytes = std::fs::read(&db_file).expect("sled's db file");
         for _ in 0..4 {
             let at = (next() % bytes.len() as u64) as usize;
@@ -222,7 +199,7 @@ fn flipping_bytes_in_the_data_files_never_passes_for_the_same_log() {
 #[test]
 fn events_from_a_newer_schema_are_counted_reported_and_left_alone() {
     let dir = seeded("newer");
-    let log_dir = dir.0.join("log");
+    let log_dir = dir.path().join("log");
     let newer = omni_proto::pb::EventEnvelope {
         event_id: omni_proto::uuid_to_bytes(uuid::Uuid::now_v7()).into(),
         stream_id: "conversation-future".into(),

@@ -3,11 +3,12 @@
 //! property; all share the generator and the runner.
 
 use omni_core::{
-    Actor, AgentId, AgentProfile, AssignmentMethod, BaseStatus, Channel, ClosureReason, Command,
-    ConversationId, ConversationStatus, Event, EventKind, LinkEntity, LinkedRecord,
-    MAX_CONSULTANTS, MediaAction, MediaKind, PresenceId, QueueConfig, QueueId, RecordId, Rejection,
-    SessionRef, SessionRole, SessionStatus, SupervisorId, Timestamp, TransferTarget, Workstream,
-    WorkstreamId, World, WrapUpBlocking, apply, decide,
+    Actor, AgentId, AgentProfile, AssignmentMethod, BaseStatus, Channel, ChannelTimers,
+    ClosureReason, Command, ConversationId, ConversationStatus, Event, EventKind, LinkEntity,
+    LinkedRecord, MAX_CONSULTANTS, MediaAction, MediaKind, PresenceId, QueueConfig, QueueId,
+    RecordId, Rejection, SessionRef, SessionRole, SessionStatus, SupervisorId, Timestamp,
+    TransferTarget, Workstream, WorkstreamId, World, WrapUpBlocking, apply, decide, next_deadline,
+    next_deadline_by_scan, on_tick, on_tick_by_scan,
 };
 use proptest::prelude::*;
 
@@ -59,6 +60,8 @@ pub enum Op {
     ForceClose(u8),
     ResolveCase(u8),
     Membership(u8, u8, bool),
+    /// An administrator changes a workstream's timers, wrap-up blocking or offer timeout.
+    Reconfigure(u8, u8),
     Tick,
 }
 
@@ -196,6 +199,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => c.clone().prop_map(Op::ForceClose),
         1 => (0u8..3).prop_map(Op::ResolveCase),
         1 => (0u8..QUEUES, a.clone(), any::<bool>()).prop_map(|(q, a, m)| Op::Membership(q, a, m)),
+        1 => (0u8..QUEUES, 0u8..6).prop_map(|(q, v)| Op::Reconfigure(q, v)),
         3 => Just(Op::Tick),
     ]
 }
@@ -545,8 +549,54 @@ fn resolve(op: &Op, world: &World, agents: u8) -> Command {
                 }
             }
         }
+        Op::Reconfigure(q, variant) => {
+            Command::ConfigureWorkstream(reconfigured(world, queue_id(q), variant))
+        }
         Op::Tick => Command::Tick,
     }
+}
+
+/// The workstream of `queue` with one setting changed: default, short, zero or no auto-close
+/// timers, another wrap-up blocking, a shorter offer timeout.
+fn reconfigured(world: &World, queue: QueueId, variant: u8) -> Workstream {
+    let mut ws = world.workstreams[&WorkstreamId(queue.0)].clone();
+    match variant % 6 {
+        0 => ws.timers = ChannelTimers::defaults_for(ws.channel),
+        1 => {
+            ws.timers = ChannelTimers {
+                open_secs: Some(90),
+                active_secs: Some(300),
+                waiting_secs: Some(120),
+                wrap_up_secs: Some(60),
+            }
+        }
+        2 => {
+            ws.timers = ChannelTimers {
+                open_secs: None,
+                active_secs: None,
+                waiting_secs: None,
+                wrap_up_secs: None,
+            }
+        }
+        3 => {
+            // Due the moment a conversation enters Open, Waiting or Wrap-up.
+            ws.timers = ChannelTimers {
+                open_secs: Some(0),
+                active_secs: None,
+                waiting_secs: Some(0),
+                wrap_up_secs: Some(0),
+            }
+        }
+        4 => {
+            ws.wrap_up_blocking = match ws.wrap_up_blocking {
+                WrapUpBlocking::Always => WrapUpBlocking::ForSeconds(45),
+                WrapUpBlocking::ForSeconds(_) => WrapUpBlocking::Never,
+                WrapUpBlocking::Never => WrapUpBlocking::Always,
+            }
+        }
+        _ => ws.offer_timeout_secs = if ws.offer_timeout_secs == 30 { 120 } else { 30 },
+    }
+    ws
 }
 
 fn target(t: u8, agents: u8) -> TransferTarget {
@@ -907,6 +957,176 @@ pub fn check_replay_equivalence(world: &World, history: &[Event]) {
     );
 }
 
+/// The world's indexes agree with a scan of the world: the next deadline, everything a `Tick`
+/// fires, the conversations a case is linked to, and a rebuild from scratch.
+fn check_indexes(world: &World) {
+    assert_eq!(
+        next_deadline(world),
+        next_deadline_by_scan(world),
+        "the indexed next deadline differs from the scan"
+    );
+    let mut rebuilt = world.clone();
+    rebuilt.rebuild_indexes();
+    assert!(
+        rebuilt == *world,
+        "the indexes kept by fold differ from a rebuild"
+    );
+}
+
+/// After every event of the step the indexes agree with a scan; then `Tick` at the step's
+/// time, around the next deadline and `probe` ms past it fires exactly what the scan-based
+/// reference fires, and resolving each case closes exactly the live conversations linked to it.
+pub fn check_indexes_against_scans(step: &Step, probe: i64) {
+    let mut world = step.before.clone();
+    for event in events_of(step) {
+        apply(&mut world, event);
+        check_indexes(&world);
+    }
+    let world = step.after;
+    check_indexes(world);
+    let mut times = vec![step.now, step.now.plus_ms(probe)];
+    if let Some(due) = next_deadline(world) {
+        times.extend([due.plus_ms(-1), due, due.plus_ms(probe)]);
+    }
+    for at in times {
+        assert_eq!(
+            on_tick(world, at),
+            on_tick_by_scan(world, at),
+            "Tick at {at:?} differs from the scan"
+        );
+    }
+    for r in 0..3 {
+        let record = RecordId::from_u128(r);
+        let linked: Vec<ConversationId> = world
+            .conversations
+            .values()
+            .filter(|c| c.status != ConversationStatus::Closed)
+            .filter(|c| c.case_link.is_some_and(|l| l.record == record))
+            .map(|c| c.id)
+            .collect();
+        let events = decide(world, Command::ResolveCase { record }, step.now).unwrap();
+        let closed: Vec<ConversationId> = events
+            .iter()
+            .filter_map(|e| match e.kind {
+                EventKind::ConversationClosed { conversation, .. } => Some(conversation),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(closed, linked, "ResolveCase closed other conversations");
+    }
+}
+
+/// A snapshot of the world round-trips, indexes included, and serializes the same again.
+pub fn check_snapshot_round_trip(world: &World) {
+    let json = serde_json::to_vec(world).unwrap();
+    let restored: World = serde_json::from_slice(&json).unwrap();
+    assert!(restored == *world, "a restored snapshot differs");
+    assert_eq!(serde_json::to_vec(&restored).unwrap(), json);
+    let value: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let keys: Vec<&String> = value.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "agents",
+            "conversations",
+            "custom_presences",
+            "queues",
+            "workstreams"
+        ],
+        "a snapshot holds the maps only"
+    );
+}
+
+/// Runs the steps on two worlds: one keeps everything, the other forgets its Closed
+/// conversations whenever `forget` says so. Every command not naming a forgotten conversation
+/// must be judged the same by both; the forgetting world must be the full one without the
+/// forgotten conversations, with no trace of them left, and a message about the last one
+/// forgotten is refused as about an unknown conversation instead of a closed one. Returns how
+/// many were forgotten and how many commands named one after.
+pub fn run_forgetting(spec: &Spec, steps: &[(Op, i64)], forget: &[bool]) -> (usize, usize) {
+    let mut world = World::default();
+    let mut lean = World::default();
+    let mut now = Timestamp(1_700_000_000_000);
+    for command in spec.setup() {
+        for e in decide(&world, command, now).expect("setup is valid") {
+            apply(&mut world, &e);
+            apply(&mut lean, &e);
+        }
+    }
+    let mut forgotten = std::collections::BTreeSet::new();
+    let mut named_forgotten = 0;
+    for (i, (op, advance)) in steps.iter().enumerate() {
+        now = now.plus_ms(*advance);
+        let command = resolve(op, &world, spec.agent_count());
+        let named = match &command {
+            Command::StartConversation { conversation, .. } => Some(*conversation),
+            other => command_conversation(other),
+        };
+        let outcome = decide(&world, command.clone(), now);
+        match named.filter(|id| forgotten.contains(id)) {
+            Some(id) => {
+                named_forgotten += 1;
+                assert!(
+                    outcome.is_err(),
+                    "{command:?} about closed {id} was accepted"
+                );
+                if !matches!(command, Command::StartConversation { .. }) {
+                    assert_eq!(
+                        decide(&lean, command.clone(), now),
+                        Err(Rejection::UnknownConversation(id))
+                    );
+                }
+            }
+            None => assert_eq!(
+                decide(&lean, command.clone(), now),
+                outcome,
+                "forgetting closed conversations changed how {command:?} is judged"
+            ),
+        }
+        if let Ok(events) = &outcome {
+            for e in events {
+                apply(&mut world, e);
+                apply(&mut lean, e);
+            }
+        }
+        if forget.get(i).copied().unwrap_or(false) {
+            let closed: Vec<ConversationId> = lean
+                .conversations
+                .values()
+                .filter(|c| c.status == ConversationStatus::Closed)
+                .map(|c| c.id)
+                .collect();
+            for id in closed {
+                assert!(lean.forget(id).is_some());
+                forgotten.insert(id);
+            }
+        }
+        // A forgotten conversation is unknown where the full world calls it closed.
+        if let Some(id) = forgotten.last().copied() {
+            named_forgotten += 1;
+            let message = Command::CustomerMessage { conversation: id };
+            assert_eq!(
+                decide(&world, message.clone(), now),
+                Err(Rejection::ConversationClosed { conversation: id })
+            );
+            assert_eq!(
+                decide(&lean, message, now),
+                Err(Rejection::UnknownConversation(id))
+            );
+        }
+        let mut expected = world.clone();
+        expected
+            .conversations
+            .retain(|id, _| !forgotten.contains(id));
+        expected.rebuild_indexes();
+        assert!(
+            lean == expected,
+            "forgetting left a trace or removed more than the closed conversations"
+        );
+    }
+    (forgotten.len(), named_forgotten)
+}
+
 proptest! {
     #[test]
     fn only_the_primary_agent_may_transfer_or_consult(spec in spec(4), steps in steps(80)) {
@@ -948,6 +1168,29 @@ proptest! {
     fn unread_counts_count_up_and_reset_on_focus(spec in spec(4), steps in steps(80)) {
         run(&spec, &steps, check_unread_counts);
     }
+
+    #[test]
+    fn the_indexes_find_what_scanning_the_world_finds(
+        spec in spec(4),
+        steps in steps(80),
+        probes in prop::collection::vec(advance(), 1..16),
+    ) {
+        let mut n = 0;
+        let (world, _) = run(&spec, &steps, |step| {
+            check_indexes_against_scans(step, probes[n % probes.len()]);
+            n += 1;
+        });
+        check_snapshot_round_trip(&world);
+    }
+
+    #[test]
+    fn forgetting_closed_conversations_changes_no_decision_about_the_rest(
+        spec in spec(4),
+        steps in steps(80),
+        forget in prop::collection::vec(prop::bool::weighted(0.3), 80),
+    ) {
+        run_forgetting(&spec, &steps, &forget);
+    }
 }
 
 /// The properties only mean something if the generated runs reach deep states: this guards
@@ -985,10 +1228,40 @@ fn generated_runs_reach_every_lifecycle_step() {
         "ConversationClosed",
         "AgentDisconnectGraceExpired",
         "AgentReconnected",
+        "WorkstreamConfigured",
     ] {
         assert!(
             seen.get(kind).copied().unwrap_or(0) >= 3,
             "{kind} barely reached: {seen:?}"
         );
     }
+}
+
+/// The forgetting property only means something if runs forget conversations and then meet
+/// commands about them.
+#[test]
+fn forgetting_runs_forget_conversations_and_meet_their_ids_again() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let (mut forgotten, mut named) = (0, 0);
+    for _ in 0..64 {
+        let spec = spec(4).new_tree(&mut runner).unwrap().current();
+        let steps = steps(80).new_tree(&mut runner).unwrap().current();
+        let forget = prop::collection::vec(prop::bool::weighted(0.3), 80)
+            .new_tree(&mut runner)
+            .unwrap()
+            .current();
+        let (f, n) = run_forgetting(&spec, &steps, &forget);
+        forgotten += f;
+        named += n;
+    }
+    assert!(
+        forgotten >= 64,
+        "only {forgotten} conversations forgotten in 64 runs"
+    );
+    assert!(
+        named >= 640,
+        "only {named} commands named a forgotten conversation"
+    );
 }

@@ -1418,3 +1418,229 @@ mod links {
         );
     }
 }
+
+/// What a service holding one world for months relies on: timers and case links found through
+/// the world's indexes, and closed conversations forgotten.
+mod indexes_and_forgetting {
+    use super::*;
+    use omni_core::{ChannelTimers, next_deadline_by_scan, on_tick, on_tick_by_scan};
+
+    fn chat_with_timers(open_secs: u64, wrap_up_secs: u64) -> Workstream {
+        let mut ws = Workstream::with_defaults(workstream_of(CHAT), "chat", Channel::LiveChat);
+        ws.timers = ChannelTimers {
+            open_secs: Some(open_secs),
+            wrap_up_secs: Some(wrap_up_secs),
+            ..ws.timers
+        };
+        ws
+    }
+
+    #[test]
+    fn reconfiguring_a_workstream_moves_the_deadlines_of_its_live_conversations() {
+        let mut case = Case::standard();
+        let created = case.now;
+        case.start(1, CHAT);
+        case.start(2, SMS);
+        assert_eq!(next_deadline(&case.world), Some(created.plus_secs(20 * 60)));
+
+        // The chat open timer drops from 20 to 5 minutes, two minutes after the start: the
+        // conversation's deadline follows at once, counted from when it became Open.
+        case.advance_secs(120);
+        case.given(Command::ConfigureWorkstream(chat_with_timers(
+            5 * 60,
+            15 * 60,
+        )));
+        assert_eq!(next_deadline(&case.world), Some(created.plus_secs(5 * 60)));
+        assert_eq!(
+            next_deadline(&case.world),
+            next_deadline_by_scan(&case.world)
+        );
+
+        case.advance_secs(3 * 60 - 1);
+        assert!(on_tick(&case.world, case.now).is_empty());
+        case.advance_secs(1);
+        let events = case.given(Command::Tick);
+        assert!(matches!(
+            &events[..],
+            [e] if e.kind == EventKind::ConversationClosed {
+                conversation: conversation(1),
+                reason: StatusReason::AutoClosedBySystem,
+            }
+        ));
+        // The SMS conversation of another workstream kept its 30 days.
+        assert_eq!(
+            next_deadline(&case.world),
+            Some(created.plus_secs(30 * 86_400))
+        );
+
+        // Lengthening a timer moves a deadline later just as well, and removing it removes it.
+        let start = case.now;
+        case.start(3, CHAT);
+        case.given(Command::ConfigureWorkstream(chat_with_timers(
+            3600,
+            15 * 60,
+        )));
+        assert_eq!(next_deadline(&case.world), Some(start.plus_secs(3600)));
+        let mut untimed = chat_with_timers(3600, 15 * 60);
+        untimed.timers.open_secs = None;
+        case.given(Command::ConfigureWorkstream(untimed));
+        assert_eq!(
+            next_deadline(&case.world),
+            Some(created.plus_secs(30 * 86_400))
+        );
+        assert_eq!(
+            on_tick(&case.world, start.plus_secs(3600)),
+            on_tick_by_scan(&case.world, start.plus_secs(3600))
+        );
+    }
+
+    #[test]
+    fn reconfiguring_wrap_up_blocking_times_the_release_of_capacity_already_held() {
+        let mut case = sms_case();
+        case.active(1, CHAT, ANN);
+        case.given(Command::End {
+            agent: ANN,
+            conversation: conversation(1),
+        });
+        let ended = case.now;
+        assert_eq!(next_deadline(&case.world), Some(ended.plus_secs(15 * 60)));
+        case.advance_secs(10);
+        let mut ws = Workstream::with_defaults(workstream_of(CHAT), "chat", Channel::LiveChat);
+        ws.wrap_up_blocking = WrapUpBlocking::ForSeconds(60);
+        case.given(Command::ConfigureWorkstream(ws));
+        assert_eq!(next_deadline(&case.world), Some(ended.plus_secs(60)));
+        case.advance_secs(50);
+        let events = case.given(Command::Tick);
+        assert_eq!(names(&events), ["CapacityReleased", "PresenceUpdate"]);
+        assert_eq!(next_deadline(&case.world), Some(ended.plus_secs(15 * 60)));
+    }
+
+    fn link_case(case: &mut Case, agent: AgentId, n: u128, record: u128) {
+        case.given(Command::Link {
+            agent,
+            conversation: Some(conversation(n)),
+            record: LinkedRecord {
+                entity: LinkEntity::Incident,
+                record: RecordId::from_u128(record),
+            },
+        });
+    }
+
+    #[test]
+    fn resolving_a_case_closes_exactly_the_live_conversations_linked_to_it() {
+        let mut case = sms_case();
+        case.active(1, SMS, ANN);
+        case.active(2, CHAT, BOB);
+        case.active(3, SMS, BOB);
+        case.active(4, CHAT, ANN);
+        link_case(&mut case, ANN, 1, 77);
+        link_case(&mut case, BOB, 2, 77);
+        link_case(&mut case, BOB, 3, 78);
+        // Conversation 4 was linked to the case, then to another one: only the last counts.
+        link_case(&mut case, ANN, 4, 77);
+        link_case(&mut case, ANN, 4, 79);
+        // Conversation 2 waits in wrap-up: still live, still linked.
+        case.given(Command::End {
+            agent: BOB,
+            conversation: conversation(2),
+        });
+
+        let events = case.given(Command::ResolveCase {
+            record: RecordId::from_u128(77),
+        });
+        let closed: Vec<_> = events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::ConversationClosed {
+                    conversation,
+                    reason: StatusReason::LinkedCaseResolved,
+                } => Some(*conversation),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(closed, [conversation(1), conversation(2)]);
+        for n in [3, 4] {
+            assert_eq!(
+                case.conversation(conversation(n)).status,
+                ConversationStatus::Active
+            );
+        }
+        // Nothing live is linked to the resolved case any more; an unlinked case closes
+        // nothing.
+        assert!(
+            case.when(Command::ResolveCase {
+                record: RecordId::from_u128(77)
+            })
+            .unwrap()
+            .is_empty()
+        );
+        case.given(Command::Unlink {
+            agent: BOB,
+            conversation: Some(conversation(3)),
+            entity: LinkEntity::Incident,
+            record: RecordId::from_u128(78),
+        });
+        assert!(
+            case.when(Command::ResolveCase {
+                record: RecordId::from_u128(78)
+            })
+            .unwrap()
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_forgotten_conversation_leaves_no_trace_and_is_unknown_from_then_on() {
+        let mut case = sms_case();
+        let session = case.active(1, CHAT, ANN);
+        case.given(Command::Focus {
+            agent: ANN,
+            session,
+        });
+        link_case(&mut case, ANN, 1, 77);
+        case.active(2, CHAT, ANN);
+        let id = conversation(1);
+        assert!(
+            case.world.forget(id).is_none(),
+            "a live conversation is kept"
+        );
+
+        case.given(Command::ForceClose {
+            supervisor: SupervisorId::from_u128(9),
+            conversation: id,
+        });
+        let before = case.world.clone();
+        let forgotten = case
+            .world
+            .forget(id)
+            .expect("closed conversations can be forgotten");
+        assert_eq!(forgotten.status, ConversationStatus::Closed);
+        assert!(!case.world.conversations.contains_key(&id));
+        let ann = case.agent(ANN);
+        assert!(!ann.tabs.contains(&id));
+        assert!(ann.open_sessions.iter().all(|s| s.conversation != id));
+        assert!(ann.focused.is_none_or(|s| s.conversation != id));
+        // Nothing else moved: the rest of the world is what it was, indexes included.
+        let mut expected = before;
+        expected.conversations.remove(&id);
+        expected.rebuild_indexes();
+        assert_eq!(case.world, expected);
+
+        assert_eq!(
+            case.rejected(Command::CustomerMessage { conversation: id }),
+            Rejection::UnknownConversation(id)
+        );
+        assert!(case.world.forget(id).is_none());
+        assert!(
+            case.when(Command::ResolveCase {
+                record: RecordId::from_u128(77)
+            })
+            .unwrap()
+            .is_empty()
+        );
+        case.given(Command::End {
+            agent: ANN,
+            conversation: conversation(2),
+        });
+    }
+}

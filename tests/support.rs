@@ -49,44 +49,8 @@ impl Case {
     /// capacity 3, all members of every staffed queue, none signed in.
     pub fn standard() -> Case {
         let mut case = Case::empty();
-        for (queue, channel, name, method) in [
-            (
-                CHAT,
-                Channel::LiveChat,
-                "chat",
-                AssignmentMethod::AdvancedRoundRobin,
-            ),
-            (
-                VOICE,
-                Channel::Voice,
-                "voice",
-                AssignmentMethod::HighestCapacity,
-            ),
-            (SMS, Channel::Sms, "sms", AssignmentMethod::LeastActive),
-            (
-                EMPTY,
-                Channel::LiveChat,
-                "empty",
-                AssignmentMethod::AdvancedRoundRobin,
-            ),
-        ] {
-            case.given(Command::ConfigureWorkstream(Workstream::with_defaults(
-                workstream_of(queue),
-                name,
-                channel,
-            )));
-            case.given(Command::ConfigureQueue(QueueConfig {
-                id: queue,
-                name: name.to_owned(),
-                workstream: workstream_of(queue),
-                method,
-            }));
-        }
-        for agent in [ANN, BOB, CID, DEE] {
-            case.given(Command::ProvisionAgent(profile(agent, 3)));
-            for queue in [CHAT, VOICE, SMS] {
-                case.given(Command::AddAgentToQueue { queue, agent });
-            }
+        for command in standard_setup() {
+            case.given(command);
         }
         case
     }
@@ -199,4 +163,80 @@ pub fn profile(agent: AgentId, capacity_units: u32) -> AgentProfile {
 /// The kinds of `events`, by name, in order: compact to assert on.
 pub fn names(events: &[Event]) -> Vec<&'static str> {
     events.iter().map(|e| e.kind.name()).collect()
+}
+
+/// A fresh directory under the system temp dir, removed when dropped.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "omni-test-{name}-{}-{}",
+            std::process::id(),
+            uuid::Uuid::now_v7()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+
+    pub fn arg(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The commands that build the standard world: chat (advanced round robin), voice and SMS
+/// queues plus an empty queue; four agents of capacity 3, all members of every staffed queue,
+/// none signed in.
+pub fn standard_setup() -> Vec<Command> {
+    let mut commands = Vec::new();
+    for (queue, channel, name, method) in [
+        (
+            CHAT,
+            Channel::LiveChat,
+            "chat",
+            AssignmentMethod::AdvancedRoundRobin,
+        ),
+        (
+            VOICE,
+            Channel::Voice,
+            "voice",
+            AssignmentMethod::HighestCapacity,
+        ),
+        (SMS, Channel::Sms, "sms", AssignmentMethod::LeastActive),
+        (
+            EMPTY,
+            Channel::LiveChat,
+            "empty",
+            AssignmentMethod::AdvancedRoundRobin,
+        ),
+    ] {
+        commands.push(Command::ConfigureWorkstream(Workstream::with_defaults(
+            workstream_of(queue),
+            name,
+            channel,
+        )));
+        commands.push(Command::ConfigureQueue(QueueConfig {
+            id: queue,
+            name: name.to_owned(),
+            workstream: workstream_of(queue),
+            method,
+        }));
+    }
+    for agent in [ANN, BOB, CID, DEE] {
+        commands.push(Command::ProvisionAgent(profile(agent, 3)));
+        for queue in [CHAT, VOICE, SMS] {
+            commands.push(Command::AddAgentToQueue { queue, agent });
+        }
+    }
+    commands
 }

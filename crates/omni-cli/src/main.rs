@@ -1,10 +1,13 @@
-//! `omni`: replay and time travel over the event log, log inspection, and seeding.
+//! `omni`: run the engine, replay and time travel over the event log, log inspection, and
+//! seeding.
 //!
 //! Every failure ends as one clear line on stderr and a non-zero exit.
 
 mod log_cmd;
 mod output;
 mod replay;
+mod simulate;
+mod up;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +32,12 @@ enum Command {
     /// Inspect or seed the event log.
     #[command(subcommand)]
     Log(log_cmd::LogCommand),
+    /// Run every service in one process (the sled log under --data; a nats-server child
+    /// unless NATS_URL is set) until Ctrl-C.
+    Up(up::UpArgs),
+    /// Play a simulated contact center against the engine (or one started here) and report;
+    /// or benchmark intake → offer latency (--bench-intake).
+    Simulate(Box<simulate::SimulateArgs>),
 }
 
 /// Where the embedded log lives.
@@ -69,6 +78,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Replay(args) => replay::run(args),
         Command::Log(command) => log_cmd::run(command),
+        Command::Up(args) => up::run(args),
+        Command::Simulate(args) => simulate::run(*args),
     };
     match result {
         Ok(code) => code,

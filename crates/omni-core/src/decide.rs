@@ -6,6 +6,7 @@
 //! touched; a rejection therefore leaves it exactly as it was and emits nothing.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use crate::command::Command;
 use crate::config::{
@@ -21,7 +22,7 @@ use crate::model::{
 };
 use crate::routing::{self, View};
 use crate::state::{self, Agent, Conversation, Entities, Queue, SessionRole, World};
-use crate::timers::{self, Due};
+use crate::timers::{self, Due, Timing};
 
 /// Why a command was refused. The message names who and what, for the person who asked.
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
@@ -176,6 +177,13 @@ pub fn decide(world: &World, command: Command, now: Timestamp) -> Result<Vec<Eve
     Ok(tx.events)
 }
 
+/// [`crate::on_tick_by_scan`]: `Tick` judged by scanning the whole world.
+pub(crate) fn tick_by_scan(world: &World, now: Timestamp) -> Vec<Event> {
+    let mut tx = Tx::new(world, now);
+    tx.tick_by_scan();
+    tx.events
+}
+
 /// The world as this decision has changed it so far.
 struct Tx<'w> {
     base: &'w World,
@@ -226,18 +234,40 @@ fn touch<'a, K: Ord + Copy, V: Clone>(
     }
 }
 
+/// The overlay keeps no indexes of its own (copying the world's on first touch would cost
+/// O(n) a decision): `decide` reads the world's, before it has changed anything they cover,
+/// except `Tick`, which also visits the conversations it has touched.
 impl Entities for Tx<'_> {
+    const INDEXED: bool = false;
     fn agent_ref(&self, id: AgentId) -> Option<&Agent> {
         self.agent(id)
     }
     fn queue_ref(&self, id: QueueId) -> Option<&Queue> {
         self.queue(id)
     }
+    fn workstream_ref(&self, id: WorkstreamId) -> Option<&Workstream> {
+        self.workstream(id)
+    }
     fn agent_mut(&mut self, id: AgentId) -> Option<&mut Agent> {
         touch(&mut self.agents, &self.base.agents, id)
     }
-    fn conversation_mut(&mut self, id: ConversationId) -> Option<&mut Conversation> {
-        touch(&mut self.conversations, &self.base.conversations, id)
+    fn conversation_and_timing(
+        &mut self,
+        id: ConversationId,
+        timing: bool,
+    ) -> Option<(&mut Conversation, Option<Timing>)> {
+        let base = self.base;
+        let c = touch(&mut self.conversations, &base.conversations, id)?;
+        let timing = if timing {
+            let ws = c.workstream;
+            self.workstreams
+                .get(&ws)
+                .or_else(|| base.workstreams.get(&ws))
+                .map(Timing::of)
+        } else {
+            None
+        };
+        Some((c, timing))
     }
     fn queue_mut(&mut self, id: QueueId) -> Option<&mut Queue> {
         touch(&mut self.queues, &self.base.queues, id)
@@ -257,6 +287,8 @@ impl Entities for Tx<'_> {
     fn insert_custom_presence(&mut self, presence: CustomPresence) {
         self.presences.insert(presence.id, presence);
     }
+    fn reindex_conversation(&mut self, _: ConversationId, _: state::Keys, _: state::Keys) {}
+    fn reindex_agent(&mut self, _: AgentId, _: Option<Timestamp>, _: Option<Timestamp>) {}
 }
 
 type Verdict = Result<(), Rejection>;
@@ -1460,8 +1492,43 @@ impl<'w> Tx<'w> {
     }
 
     /// Fires everything due at `now`, entity by entity in id order so the result is
-    /// deterministic.
+    /// deterministic: first the agents whose disconnect grace ran out, then the conversations.
+    ///
+    /// The world's indexes name what is due in it. Expiring an agent's grace changes their
+    /// conversations in the overlay, and could in principle make one due that was not, so the
+    /// conversations are visited in id order over the union of those due in the world and
+    /// those the overlay holds by the time the visit reaches them: exactly the ones the full
+    /// scan ([`tick_by_scan`]) would find something due on, in the same order.
     fn tick(&mut self) {
+        let now = self.now;
+        for agent in self.base.agents_due(now) {
+            self.expire_disconnect_grace(agent);
+        }
+        let due = self.base.conversations_due(now);
+        let mut from = Bound::Unbounded;
+        loop {
+            let in_world = due.range((from, Bound::Unbounded)).next().copied();
+            let touched = self
+                .conversations
+                .range((from, Bound::Unbounded))
+                .map(|(id, _)| *id)
+                .find(|id| {
+                    self.base
+                        .conversations
+                        .get(id)
+                        .is_some_and(|c| c.status != ConversationStatus::Closed)
+                });
+            let Some(id) = in_world.into_iter().chain(touched).min() else {
+                break;
+            };
+            from = Bound::Excluded(id);
+            self.fire_all_due(id);
+        }
+    }
+
+    /// The reference [`Tx::tick`] is tested against: every agent and every conversation of
+    /// the world is checked.
+    fn tick_by_scan(&mut self) {
         let now = self.now;
         let disconnected: Vec<AgentId> = self
             .base
@@ -1481,17 +1548,22 @@ impl<'w> Tx<'w> {
             .map(|c| c.id)
             .collect();
         for id in ids {
-            // Each firing changes the conversation; a conversation has few timers, and every
-            // firing removes its own deadline, so this ends.
-            for _ in 0..8 {
-                let due = self.conversation(id).and_then(|c| {
-                    let ws = self.workstream(c.workstream)?;
-                    timers::first_due(c, ws, now)
-                });
-                match due {
-                    Some(due) => self.fire(id, due),
-                    None => break,
-                }
+            self.fire_all_due(id);
+        }
+    }
+
+    fn fire_all_due(&mut self, id: ConversationId) {
+        let now = self.now;
+        // Each firing changes the conversation; a conversation has few timers, and every
+        // firing removes its own deadline, so this ends.
+        for _ in 0..8 {
+            let due = self.conversation(id).and_then(|c| {
+                let ws = self.workstream(c.workstream)?;
+                timers::first_due(c, ws, now)
+            });
+            match due {
+                Some(due) => self.fire(id, due),
+                None => break,
             }
         }
     }
@@ -1753,15 +1825,7 @@ impl<'w> Tx<'w> {
                 Ok(())
             }
             C::ResolveCase { record } => {
-                let linked: Vec<ConversationId> = self
-                    .base
-                    .conversations
-                    .values()
-                    .filter(|c| c.status != ConversationStatus::Closed)
-                    .filter(|c| c.case_link.is_some_and(|l| l.record == record))
-                    .map(|c| c.id)
-                    .collect();
-                for id in linked {
+                for id in self.base.linked_to_case(record) {
                     self.close_conversation(
                         id,
                         StatusReason::LinkedCaseResolved,

@@ -28,7 +28,7 @@ pub use state::{
     Agent, Conversation, Disconnection, HeldCapacity, Queue, RosterSlot, Session, SessionRole,
     World, skill_filter,
 };
-pub use timers::{next_deadline, on_tick};
+pub use timers::{next_deadline, next_deadline_by_scan, on_tick, on_tick_by_scan};
 
 /// Folds one event into the world. Events are facts: folding never fails and checks nothing.
 pub fn apply(world: &mut World, event: &Event) {

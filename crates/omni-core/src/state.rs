@@ -3,6 +3,10 @@
 //! `fold` is the only code that changes state, and it only records what events say. The same
 //! fold runs for `apply` on the [`World`] and inside `decide` on a copy-on-touch overlay, so a
 //! decision that emits several events sees each one's effect on the next.
+//!
+//! The [`World`] also keeps [`Indexes`] that let a service holding one world for a long time
+//! answer "what falls due next", "what is due now" and "which conversations is this case
+//! linked to" in O(log n), and forget closed conversations so it stays bounded.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,19 +15,250 @@ use crate::event::{Event, EventKind};
 use crate::model::{
     AgentId, BaseStatus, CallActivity, Channel, ClosureReason, ConversationId, ConversationStatus,
     LinkSlot, LinkedRecord, MediaKind, MediaState, OfferOrigin, Presence, PresenceId,
-    PresenceSource, QueueId, SessionNo, SessionRef, SessionStatus, StatusReason, TabOutcome,
-    Timestamp, TransferTarget, WorkstreamId,
+    PresenceSource, QueueId, RecordId, SessionNo, SessionRef, SessionStatus, StatusReason,
+    TabOutcome, Timestamp, TransferTarget, WorkstreamId,
 };
+use crate::timers::{self, Timing};
 
 /// The whole state of one engine: what every decision reads.
+///
+/// The world also indexes what a long-running service asks of it often: running timers by
+/// deadline ([`next_deadline`](crate::next_deadline), `Tick`) and live conversations by linked
+/// case (`ResolveCase`). The maps are public to read; change the world only through
+/// [`apply`](crate::apply) and [`World::forget`], which keep the indexes current. Code that
+/// edits the maps directly (a test building a state by hand, a migration) calls
+/// [`World::rebuild_indexes`] after.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct World {
     pub workstreams: BTreeMap<WorkstreamId, Workstream>,
     pub queues: BTreeMap<QueueId, Queue>,
     pub custom_presences: BTreeMap<PresenceId, CustomPresence>,
     pub agents: BTreeMap<AgentId, Agent>,
     pub conversations: BTreeMap<ConversationId, Conversation>,
+    /// Derived from the maps above, so never serialized: deserializing rebuilds it, and a
+    /// snapshot's JSON (and its hash) is the same as before the indexes existed.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    indexes: Indexes,
+}
+
+/// What the [`World`] indexes, so that timers and case resolution cost what is due or linked,
+/// not what exists.
+///
+/// **Kept by `fold`**, like each queue's backlog and roster: `fold` computes a conversation's
+/// index keys (earliest deadline, linked case) before and after each event about it and moves
+/// its entries only when a key changed; an agent's disconnect grace likewise on the events
+/// that start or end it. A workstream reconfiguration re-times the live conversations of that
+/// workstream, found by one pass over the conversations: a rare administrative event, paid
+/// once, instead of a per-workstream set paid on every conversation's creation and close.
+///
+/// Only the [`World`] keeps indexes. `decide`'s copy-on-touch overlay folds the same events
+/// but skips them (copying an index on first touch would cost O(n) a decision); `decide` reads
+/// the world's indexes and accounts for what it has touched itself (see `Tick`).
+///
+/// Every entry is a pure function of the maps, ordered by `BTreeSet`: two worlds with the same
+/// entities have equal indexes, so equality, `Debug` and a rebuild stay deterministic.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+struct Indexes {
+    /// Conversations that are not Closed and have a running timer, by their earliest
+    /// deadline: the offer timeout, the customer reconnect window, custom wrap-up blocking or
+    /// the channel's auto-close timer of their status.
+    conversation_deadlines: BTreeSet<(Timestamp, ConversationId)>,
+    /// Agents whose disconnect grace is running, by when it runs out.
+    agent_deadlines: BTreeSet<(Timestamp, AgentId)>,
+    /// Conversations that are not Closed, by the case (incident) linked to them.
+    cases: BTreeSet<(RecordId, ConversationId)>,
+}
+
+/// Where a conversation sits in the indexes (and in its queue's backlog).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub(crate) struct Keys {
+    backlog: Option<(QueueId, Timestamp)>,
+    deadline: Option<Timestamp>,
+    case: Option<RecordId>,
+}
+
+impl Indexes {
+    fn move_conversation(&mut self, id: ConversationId, before: Keys, after: Keys) {
+        if before.deadline != after.deadline {
+            if let Some(at) = before.deadline {
+                self.conversation_deadlines.remove(&(at, id));
+            }
+            if let Some(at) = after.deadline {
+                self.conversation_deadlines.insert((at, id));
+            }
+        }
+        if before.case != after.case {
+            if let Some(record) = before.case {
+                self.cases.remove(&(record, id));
+            }
+            if let Some(record) = after.case {
+                self.cases.insert((record, id));
+            }
+        }
+    }
+
+    fn move_agent(&mut self, id: AgentId, before: Option<Timestamp>, after: Option<Timestamp>) {
+        if before != after {
+            if let Some(at) = before {
+                self.agent_deadlines.remove(&(at, id));
+            }
+            if let Some(at) = after {
+                self.agent_deadlines.insert((at, id));
+            }
+        }
+    }
+}
+
+impl World {
+    /// The earliest deadline of any running timer, in O(log n).
+    pub(crate) fn first_deadline(&self) -> Option<Timestamp> {
+        let conversation = self.indexes.conversation_deadlines.first().map(|e| e.0);
+        let agent = self.indexes.agent_deadlines.first().map(|e| e.0);
+        conversation.into_iter().chain(agent).min()
+    }
+
+    /// Agents whose disconnect grace has run out at `now`, in id order.
+    pub(crate) fn agents_due(&self, now: Timestamp) -> Vec<AgentId> {
+        let mut due: Vec<AgentId> = self
+            .indexes
+            .agent_deadlines
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, id)| *id)
+            .collect();
+        due.sort_unstable();
+        due
+    }
+
+    /// Conversations with a timer due at `now`, in id order.
+    pub(crate) fn conversations_due(&self, now: Timestamp) -> BTreeSet<ConversationId> {
+        self.indexes
+            .conversation_deadlines
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, id)| *id)
+            .collect()
+    }
+
+    /// Conversations that are not Closed and are linked to the case `record`, in id order.
+    pub(crate) fn linked_to_case(&self, record: RecordId) -> Vec<ConversationId> {
+        self.indexes
+            .cases
+            .range(
+                (record, ConversationId::from_u128(0))
+                    ..=(record, ConversationId::from_u128(u128::MAX)),
+            )
+            .map(|(_, id)| *id)
+            .collect()
+    }
+
+    /// The index keys of conversation `id` as the world stands.
+    fn keys_of(&self, id: ConversationId) -> Keys {
+        self.conversations
+            .get(&id)
+            .map(|c| keys(c, self.timing(c.workstream), true))
+            .unwrap_or_default()
+    }
+
+    fn timing(&self, workstream: WorkstreamId) -> Option<Timing> {
+        self.workstreams.get(&workstream).map(Timing::of)
+    }
+
+    /// Recomputes every index from the maps. [`apply`](crate::apply), [`World::forget`] and
+    /// deserialization keep them current; call this only after editing the maps directly.
+    pub fn rebuild_indexes(&mut self) {
+        let mut indexes = Indexes::default();
+        for (id, c) in &self.conversations {
+            let keys = keys(c, self.timing(c.workstream), true);
+            indexes.move_conversation(*id, Keys::default(), keys);
+        }
+        for (id, agent) in &self.agents {
+            indexes.move_agent(*id, None, timers::agent_due(agent));
+        }
+        self.indexes = indexes;
+    }
+
+    /// Forgets a Closed conversation: removes it and every trace of it, so a service that runs
+    /// for months holds only live conversations (and the closed ones it still wants to show). Returns the
+    /// conversation, for archiving; `None`, changing nothing, when it is unknown or not Closed.
+    ///
+    /// Closed is final, so no decision about the other conversations, agents and queues
+    /// depends on it: they are judged exactly as before. What changes is what is said about
+    /// the forgotten one: a command naming it is rejected as an unknown conversation instead
+    /// of a closed one, and the world no longer knows its id was used, so `StartConversation`
+    /// with that id would be accepted again: conversation ids must never be reused, which the
+    /// log, where the conversation's stream exists, can enforce. Replaying the log brings
+    /// forgotten conversations back; forget them again as they close if the replayed world
+    /// should stay bounded too.
+    ///
+    /// A Closed conversation has no index or backlog entry and no open session, tab or focus
+    /// (closing ended them); they are removed anyway, so nothing can be left dangling.
+    pub fn forget(&mut self, id: ConversationId) -> Option<Conversation> {
+        if self.conversations.get(&id)?.status != ConversationStatus::Closed {
+            return None;
+        }
+        let keys = self.keys_of(id);
+        let c = self.conversations.remove(&id)?;
+        self.indexes.move_conversation(id, keys, Keys::default());
+        if let Some(q) = self.queues.get_mut(&c.queue) {
+            q.backlog.remove(&(c.status_since, id));
+        }
+        for session in &c.sessions {
+            if let Some(agent) = self.agents.get_mut(&session.agent) {
+                agent.open_sessions.remove(&c.session_ref(session.number));
+                agent.tabs.remove(&id);
+                if agent.focused.is_some_and(|f| f.conversation == id) {
+                    agent.focused = None;
+                }
+            }
+        }
+        Some(c)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for World {
+    /// The maps as serialized, then the indexes rebuilt from them.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<World, D::Error> {
+        #[derive(serde::Deserialize)]
+        struct Maps {
+            workstreams: BTreeMap<WorkstreamId, Workstream>,
+            queues: BTreeMap<QueueId, Queue>,
+            custom_presences: BTreeMap<PresenceId, CustomPresence>,
+            agents: BTreeMap<AgentId, Agent>,
+            conversations: BTreeMap<ConversationId, Conversation>,
+        }
+        let maps = Maps::deserialize(deserializer)?;
+        let mut world = World {
+            workstreams: maps.workstreams,
+            queues: maps.queues,
+            custom_presences: maps.custom_presences,
+            agents: maps.agents,
+            conversations: maps.conversations,
+            indexes: Indexes::default(),
+        };
+        world.rebuild_indexes();
+        Ok(world)
+    }
+}
+
+/// Where `c` belongs in the backlog and, when `indexed`, in the world's indexes.
+fn keys(c: &Conversation, ws: Option<Timing>, indexed: bool) -> Keys {
+    let live = c.status != ConversationStatus::Closed;
+    Keys {
+        backlog: c.backlog_key(),
+        deadline: if indexed && live {
+            ws.and_then(|ws| timers::earliest(c, ws))
+        } else {
+            None
+        },
+        case: if indexed && live {
+            c.case_link.map(|l| l.record)
+        } else {
+            None
+        },
+    }
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -340,30 +575,57 @@ impl Conversation {
 
 /// Entity access shared by the [`World`] and `decide`'s overlay, so both fold the same way.
 pub(crate) trait Entities {
+    /// Whether this keeps the world's [`Indexes`]: `fold` skips computing their keys if not.
+    const INDEXED: bool;
     fn agent_ref(&self, id: AgentId) -> Option<&Agent>;
     fn queue_ref(&self, id: QueueId) -> Option<&Queue>;
+    fn workstream_ref(&self, id: WorkstreamId) -> Option<&Workstream>;
     fn agent_mut(&mut self, id: AgentId) -> Option<&mut Agent>;
-    fn conversation_mut(&mut self, id: ConversationId) -> Option<&mut Conversation>;
+    /// The conversation, and (when `timing`) what its timers depend on in its workstream,
+    /// with one lookup of each.
+    fn conversation_and_timing(
+        &mut self,
+        id: ConversationId,
+        timing: bool,
+    ) -> Option<(&mut Conversation, Option<Timing>)>;
     fn queue_mut(&mut self, id: QueueId) -> Option<&mut Queue>;
     fn insert_agent(&mut self, agent: Agent);
     fn insert_conversation(&mut self, conversation: Conversation);
     fn insert_queue(&mut self, queue: Queue);
     fn insert_workstream(&mut self, workstream: Workstream);
     fn insert_custom_presence(&mut self, presence: CustomPresence);
+    /// Moves a conversation's index entries (only called when [`Entities::INDEXED`]).
+    fn reindex_conversation(&mut self, id: ConversationId, before: Keys, after: Keys);
+    /// Moves an agent's disconnect-grace entry (only called when [`Entities::INDEXED`]).
+    fn reindex_agent(&mut self, id: AgentId, before: Option<Timestamp>, after: Option<Timestamp>);
 }
 
 impl Entities for World {
+    const INDEXED: bool = true;
     fn agent_ref(&self, id: AgentId) -> Option<&Agent> {
         self.agents.get(&id)
     }
     fn queue_ref(&self, id: QueueId) -> Option<&Queue> {
         self.queues.get(&id)
     }
+    fn workstream_ref(&self, id: WorkstreamId) -> Option<&Workstream> {
+        self.workstreams.get(&id)
+    }
     fn agent_mut(&mut self, id: AgentId) -> Option<&mut Agent> {
         self.agents.get_mut(&id)
     }
-    fn conversation_mut(&mut self, id: ConversationId) -> Option<&mut Conversation> {
-        self.conversations.get_mut(&id)
+    fn conversation_and_timing(
+        &mut self,
+        id: ConversationId,
+        timing: bool,
+    ) -> Option<(&mut Conversation, Option<Timing>)> {
+        let c = self.conversations.get_mut(&id)?;
+        let timing = if timing {
+            self.workstreams.get(&c.workstream).map(Timing::of)
+        } else {
+            None
+        };
+        Some((c, timing))
     }
     fn queue_mut(&mut self, id: QueueId) -> Option<&mut Queue> {
         self.queues.get_mut(&id)
@@ -377,41 +639,139 @@ impl Entities for World {
     fn insert_queue(&mut self, queue: Queue) {
         self.queues.insert(queue.config.id, queue);
     }
+    /// A new workstream, or new timers or wrap-up blocking for an existing one, re-times its
+    /// live conversations: one pass over the conversations, on an administrative event.
     fn insert_workstream(&mut self, workstream: Workstream) {
-        self.workstreams.insert(workstream.id, workstream);
+        let id = workstream.id;
+        let retime = self
+            .workstreams
+            .get(&id)
+            .is_none_or(|old| Timing::of(old) != Timing::of(&workstream));
+        if !retime {
+            self.workstreams.insert(id, workstream);
+            return;
+        }
+        let before: Vec<(ConversationId, Keys)> = self
+            .conversations
+            .values()
+            .filter(|c| c.workstream == id && c.status != ConversationStatus::Closed)
+            .map(|c| (c.id, keys(c, self.timing(id), true)))
+            .collect();
+        self.workstreams.insert(id, workstream);
+        for (conversation, before) in before {
+            let after = self.keys_of(conversation);
+            self.indexes.move_conversation(conversation, before, after);
+        }
     }
     fn insert_custom_presence(&mut self, presence: CustomPresence) {
         self.custom_presences.insert(presence.id, presence);
     }
+    fn reindex_conversation(&mut self, id: ConversationId, before: Keys, after: Keys) {
+        self.indexes.move_conversation(id, before, after);
+    }
+    fn reindex_agent(&mut self, id: AgentId, before: Option<Timestamp>, after: Option<Timestamp>) {
+        self.indexes.move_agent(id, before, after);
+    }
+}
+
+/// Events that change neither a conversation's timers nor its linked case: `fold` spares them
+/// the index keys. Most of a stream is these (messages, focus).
+fn leaves_indexes(kind: &EventKind) -> bool {
+    use EventKind as E;
+    matches!(
+        kind,
+        E::UnreadMessage { .. }
+            | E::SessionFocused { .. }
+            | E::MediaStateChanged { .. }
+            | E::CallHeld { .. }
+            | E::CallResumed { .. }
+            | E::TransferCompleted { .. }
+    )
 }
 
 /// Folds one event into the entities it touches. Bookkeeping only: no rule is checked here.
-pub(crate) fn fold(s: &mut impl Entities, event: &Event) {
+///
+/// The conversation an event is about is looked up once: its backlog and index keys are taken
+/// before and after [`fold_conversation`] on the same reference, and only the entries whose
+/// key changed are moved.
+pub(crate) fn fold<S: Entities>(s: &mut S, event: &Event) {
     let at = event.at;
-    let conversation = event.kind.conversation();
-    let backlog_before = conversation
-        .and_then(|id| s.conversation_mut(id))
-        .and_then(|c| c.backlog_key());
-    fold_entities(s, at, &event.kind);
-    if let Some(agent) = routing_change(&event.kind) {
+    let kind = &event.kind;
+    let indexed = S::INDEXED && !leaves_indexes(kind);
+    let grace = if S::INDEXED {
+        grace_change(kind).map(|id| (id, s.agent_ref(id).and_then(timers::agent_due)))
+    } else {
+        None
+    };
+    let mut resumed = None;
+    let mut moved = None;
+    if let EventKind::ConversationCreated {
+        conversation: id,
+        workstream,
+        ..
+    } = kind
+    {
+        // A second creation of the same id replaces the first (fold checks nothing).
+        let before = s
+            .conversation_and_timing(*id, indexed)
+            .map(|(c, timing)| keys(c, timing, indexed))
+            .unwrap_or_default();
+        if let Some(c) = new_conversation(at, kind) {
+            let timing = if indexed {
+                s.workstream_ref(*workstream).map(Timing::of)
+            } else {
+                None
+            };
+            moved = Some((*id, before, keys(&c, timing, indexed)));
+            s.insert_conversation(c);
+        }
+    } else if let Some(id) = kind.conversation() {
+        if let Some((c, timing)) = s.conversation_and_timing(id, indexed) {
+            let before = keys(c, timing, indexed);
+            resumed = fold_conversation(c, at, kind);
+            moved = Some((id, before, keys(c, timing, indexed)));
+        }
+    }
+    fold_entities(s, at, kind, resumed);
+    if let Some(agent) = routing_change(kind) {
         // Skills change only when the agent is (re)provisioned: only then are they rehashed.
-        let skills_changed = matches!(event.kind, EventKind::AgentProvisioned(_));
+        let skills_changed = matches!(kind, EventKind::AgentProvisioned(_));
         refresh_roster(s, agent, skills_changed);
     }
-    if let Some(id) = conversation {
-        let backlog_after = s.conversation_mut(id).and_then(|c| c.backlog_key());
-        if backlog_before != backlog_after {
-            if let Some((queue, since)) = backlog_before {
+    if let Some((id, before, after)) = moved.filter(|(_, before, after)| before != after) {
+        if before.backlog != after.backlog {
+            if let Some((queue, since)) = before.backlog {
                 if let Some(q) = s.queue_mut(queue) {
                     q.backlog.remove(&(since, id));
                 }
             }
-            if let Some((queue, since)) = backlog_after {
+            if let Some((queue, since)) = after.backlog {
                 if let Some(q) = s.queue_mut(queue) {
                     q.backlog.insert((since, id));
                 }
             }
         }
+        if indexed {
+            s.reindex_conversation(id, before, after);
+        }
+    }
+    if let Some((id, before)) = grace {
+        let after = s.agent_ref(id).and_then(timers::agent_due);
+        s.reindex_agent(id, before, after);
+    }
+}
+
+/// The agent whose disconnect grace this event can start or end.
+fn grace_change(kind: &EventKind) -> Option<AgentId> {
+    use EventKind as E;
+    match kind {
+        E::AgentProvisioned(profile) => Some(profile.id),
+        E::AgentSignedIn { agent }
+        | E::AgentSignedOut { agent }
+        | E::AgentDisconnected { agent, .. }
+        | E::AgentReconnected { agent }
+        | E::AgentDisconnectGraceExpired { agent } => Some(*agent),
+        _ => None,
     }
 }
 
@@ -485,7 +845,14 @@ fn refresh_roster(s: &mut impl Entities, id: AgentId, skills_changed: bool) {
     }
 }
 
-fn fold_entities(s: &mut impl Entities, at: Timestamp, kind: &EventKind) {
+/// What an event does to everything but the conversation it is about (see
+/// [`fold_conversation`]): configuration, agents, queues.
+fn fold_entities(
+    s: &mut impl Entities,
+    at: Timestamp,
+    kind: &EventKind,
+    resumed: Option<SessionRef>,
+) {
     use EventKind as E;
     match kind {
         E::WorkstreamConfigured(ws) => s.insert_workstream(ws.clone()),
@@ -592,75 +959,13 @@ fn fold_entities(s: &mut impl Entities, at: Timestamp, kind: &EventKind) {
                 d.grace_expired = true;
             }
         }
-        E::ConversationCreated {
-            conversation,
-            channel,
-            queue,
-            workstream,
-            skills,
-            customer,
-        } => s.insert_conversation(Conversation {
-            id: *conversation,
-            channel: *channel,
-            queue: *queue,
-            workstream: *workstream,
-            skills: skills.clone(),
-            customer: customer.clone(),
-            status: ConversationStatus::Open,
-            reason: StatusReason::AwaitingAgentAssignment,
-            status_since: at,
-            primary: None,
-            last_primary: None,
-            consultants: BTreeSet::new(),
-            sessions: Vec::new(),
-            pending_offer: None,
-            declined_by: BTreeSet::new(),
-            transfer_from: None,
-            transfer_count: 0,
-            held: None,
-            created_at: at,
-            assigned_at: None,
-            accepted_at: None,
-            wrap_up_at: None,
-            closed_at: None,
-            call: CallActivity::Default,
-            hold_started_at: None,
-            hold_ms: 0,
-            recording: MediaState::NotStarted,
-            transcription: MediaState::NotStarted,
-            customer_link: None,
-            case_link: None,
-            customer_disconnected_at: None,
-        }),
         E::IncomingSessionRequest {
             session,
             agent,
-            origin,
             units,
-            expires_at,
             queue,
+            ..
         } => {
-            if let Some(c) = s.conversation_mut(session.conversation) {
-                c.sessions.push(Session {
-                    number: session.number,
-                    agent: *agent,
-                    role: SessionRole::Offer,
-                    status: SessionStatus::Open,
-                    closure: None,
-                    created_at: at,
-                    accepted_at: None,
-                    ended_at: None,
-                    expires_at: Some(*expires_at),
-                    origin: Some(*origin),
-                    units: *units,
-                    unread: 0,
-                    tab: false,
-                    timer_started_at: at,
-                });
-                c.pending_offer = Some(session.number);
-                c.reason = StatusReason::AwaitingAgentAcceptance;
-                c.assigned_at.get_or_insert(at);
-            }
             if let Some(a) = s.agent_mut(*agent) {
                 a.offered_units += units;
                 a.open_sessions.insert(*session);
@@ -677,28 +982,6 @@ fn fold_entities(s: &mut impl Entities, at: Timestamp, kind: &EventKind) {
             units,
             tab,
         } => {
-            if let Some(c) = s.conversation_mut(session.conversation) {
-                if let Some(sess) = c.session_mut(session.number) {
-                    sess.role = SessionRole::Primary;
-                    sess.accepted_at = Some(at);
-                    sess.expires_at = None;
-                    sess.tab = *tab != TabOutcome::LimitReached;
-                    sess.timer_started_at = at;
-                }
-                c.pending_offer = None;
-                c.primary = Some(*agent);
-                c.last_primary = Some(*agent);
-                c.held = Some(HeldCapacity {
-                    agent: *agent,
-                    units: *units,
-                });
-                c.declined_by.clear();
-                c.accepted_at.get_or_insert(at);
-                if c.channel.is_call() {
-                    c.call = CallActivity::Talk;
-                }
-                c.set_status(ConversationStatus::Active, StatusReason::InConversation, at);
-            }
             if let Some(a) = s.agent_mut(*agent) {
                 a.offered_units = a.offered_units.saturating_sub(*units);
                 a.used_units += units;
@@ -724,21 +1007,6 @@ fn fold_entities(s: &mut impl Entities, at: Timestamp, kind: &EventKind) {
             units,
             ..
         } => {
-            let reason = match kind {
-                E::OfferRejected { .. } => ClosureReason::AgentRejected,
-                E::OfferTimedOut { .. } => ClosureReason::AgentTimedOut,
-                E::OfferWithdrawn { reason, .. } => *reason,
-                _ => unreachable!("matched above"),
-            };
-            if let Some(c) = s.conversation_mut(session.conversation) {
-                c.end_session(session.number, reason, at);
-                if !matches!(kind, E::OfferWithdrawn { .. }) {
-                    c.declined_by.insert(*agent);
-                }
-                if c.status == ConversationStatus::Open {
-                    c.reason = StatusReason::AwaitingAgentAssignment;
-                }
-            }
             if let Some(a) = s.agent_mut(*agent) {
                 a.offered_units = a.offered_units.saturating_sub(*units);
                 a.open_sessions.remove(session);
@@ -746,17 +1014,7 @@ fn fold_entities(s: &mut impl Entities, at: Timestamp, kind: &EventKind) {
                 a.tabs.remove(&session.conversation);
             }
         }
-        E::SessionClosed {
-            session,
-            agent,
-            reason,
-        } => {
-            if let Some(c) = s.conversation_mut(session.conversation) {
-                c.end_session(session.number, *reason, at);
-                if c.primary == Some(*agent) {
-                    c.primary = None;
-                }
-            }
+        E::SessionClosed { session, agent, .. } => {
             if let Some(a) = s.agent_mut(*agent) {
                 a.open_sessions.remove(session);
                 a.tabs.remove(&session.conversation);
@@ -765,71 +1023,19 @@ fn fold_entities(s: &mut impl Entities, at: Timestamp, kind: &EventKind) {
                 }
             }
         }
-        E::CapacityReleased {
-            conversation,
-            agent,
-            units,
-        } => {
-            if let Some(c) = s.conversation_mut(*conversation) {
-                c.held = None;
-            }
+        E::CapacityReleased { agent, units, .. } => {
             if let Some(a) = s.agent_mut(*agent) {
                 a.used_units = a.used_units.saturating_sub(*units);
                 a.capacity_modified_at = at;
                 a.last_capacity_released_at = Some(at);
             }
         }
-        E::TransferInitiated {
-            conversation,
-            from,
-            target,
-        } => {
-            if let Some(c) = s.conversation_mut(*conversation) {
-                c.transfer_count += 1;
-                c.primary = None;
-                match target {
-                    TransferTarget::Agent(_) => {
-                        c.transfer_from = Some(*from);
-                        c.set_status(
-                            ConversationStatus::Open,
-                            StatusReason::AwaitingAgentAcceptance,
-                            at,
-                        );
-                    }
-                    TransferTarget::Queue(_) => c.transfer_from = None,
-                }
-            }
-        }
-        E::TransferCompleted { conversation, .. } => {
-            if let Some(c) = s.conversation_mut(*conversation) {
-                c.transfer_from = None;
-            }
-        }
         E::ConsultStarted {
             session,
             consultant,
-            by: _,
             tab,
+            ..
         } => {
-            if let Some(c) = s.conversation_mut(session.conversation) {
-                c.sessions.push(Session {
-                    number: session.number,
-                    agent: *consultant,
-                    role: SessionRole::Consultant,
-                    status: SessionStatus::Open,
-                    closure: None,
-                    created_at: at,
-                    accepted_at: Some(at),
-                    ended_at: None,
-                    expires_at: None,
-                    origin: None,
-                    units: 0,
-                    unread: 0,
-                    tab: *tab != TabOutcome::LimitReached,
-                    timer_started_at: at,
-                });
-                c.consultants.insert(*consultant);
-            }
             if let Some(a) = s.agent_mut(*consultant) {
                 a.open_sessions.insert(*session);
                 if *tab != TabOutcome::LimitReached {
@@ -842,9 +1048,6 @@ fn fold_entities(s: &mut impl Entities, at: Timestamp, kind: &EventKind) {
             consultant,
             keep_tab,
         } => {
-            if let Some(c) = s.conversation_mut(session.conversation) {
-                c.end_session(session.number, ClosureReason::AgentClosed, at);
-            }
             if let Some(a) = s.agent_mut(*consultant) {
                 a.open_sessions.remove(session);
                 if !keep_tab {
@@ -855,86 +1058,9 @@ fn fold_entities(s: &mut impl Entities, at: Timestamp, kind: &EventKind) {
                 }
             }
         }
-        E::CallHeld { conversation } => {
-            if let Some(c) = s.conversation_mut(*conversation) {
-                c.call = CallActivity::Hold;
-                c.hold_started_at = Some(at);
-            }
-        }
-        E::CallResumed { conversation } => {
-            if let Some(c) = s.conversation_mut(*conversation) {
-                c.call = CallActivity::Talk;
-                if let Some(started) = c.hold_started_at.take() {
-                    c.hold_ms += at.since(started);
-                }
-            }
-        }
-        E::MediaStateChanged {
-            conversation,
-            media,
-            state,
-        } => {
-            if let Some(c) = s.conversation_mut(*conversation) {
-                match media {
-                    MediaKind::Recording => c.recording = *state,
-                    MediaKind::Transcription => c.transcription = *state,
-                }
-            }
-        }
-        E::RecordLinked {
-            conversation,
-            record,
-            ..
-        } => {
-            if let Some(c) = s.conversation_mut(*conversation) {
-                match record.entity.slot() {
-                    LinkSlot::Customer => c.customer_link = Some(*record),
-                    LinkSlot::Case => c.case_link = Some(*record),
-                }
-            }
-        }
-        E::RecordUnlinked {
-            conversation,
-            record,
-        } => {
-            if let Some(c) = s.conversation_mut(*conversation) {
-                match record.entity.slot() {
-                    LinkSlot::Customer => c.customer_link = None,
-                    LinkSlot::Case => c.case_link = None,
-                }
-            }
-        }
-        E::UnreadMessage {
-            session, unread, ..
-        } => {
-            if let Some(sess) = s
-                .conversation_mut(session.conversation)
-                .and_then(|c| c.session_mut(session.number))
-            {
-                sess.unread = *unread;
-            }
-        }
         E::SessionFocused { session, agent } => {
-            if let Some(sess) = s
-                .conversation_mut(session.conversation)
-                .and_then(|c| c.session_mut(session.number))
-            {
-                sess.unread = 0;
-            }
             if let Some(a) = s.agent_mut(*agent) {
                 a.focused = Some(*session);
-            }
-        }
-        E::ConversationQueued {
-            conversation,
-            queue,
-            reason,
-        } => {
-            if let Some(c) = s.conversation_mut(*conversation) {
-                c.queue = *queue;
-                c.primary = None;
-                c.transfer_from = None;
-                c.set_status(ConversationStatus::Open, *reason, at);
             }
         }
         E::ConversationResumed {
@@ -943,33 +1069,6 @@ fn fold_entities(s: &mut impl Entities, at: Timestamp, kind: &EventKind) {
             units,
             tab,
         } => {
-            let resumed = s.conversation_mut(*conversation).map(|c| {
-                let number = c.next_session_number();
-                c.sessions.push(Session {
-                    number,
-                    agent: *agent,
-                    role: SessionRole::Primary,
-                    status: SessionStatus::Open,
-                    closure: None,
-                    created_at: at,
-                    accepted_at: Some(at),
-                    ended_at: None,
-                    expires_at: None,
-                    origin: None,
-                    units: *units,
-                    unread: 0,
-                    tab: *tab != TabOutcome::LimitReached,
-                    timer_started_at: at,
-                });
-                c.primary = Some(*agent);
-                c.last_primary = Some(*agent);
-                c.held = Some(HeldCapacity {
-                    agent: *agent,
-                    units: *units,
-                });
-                c.set_status(ConversationStatus::Active, StatusReason::InConversation, at);
-                c.session_ref(number)
-            });
             if let (Some(session), Some(a)) = (resumed, s.agent_mut(*agent)) {
                 a.used_units += units;
                 a.capacity_modified_at = at;
@@ -979,64 +1078,324 @@ fn fold_entities(s: &mut impl Entities, at: Timestamp, kind: &EventKind) {
                 }
             }
         }
-        E::ConversationWaiting { conversation, .. } => {
-            if let Some(c) = s.conversation_mut(*conversation) {
-                c.primary = None;
-                c.set_status(
-                    ConversationStatus::Waiting,
-                    StatusReason::AwaitingCustomer,
-                    at,
-                );
-            }
-        }
-        E::EndConversation {
-            conversation,
-            reason,
+        // `fold` inserts a created conversation itself, with its backlog and index keys.
+        E::ConversationCreated { .. }
+        | E::TransferInitiated { .. }
+        | E::TransferCompleted { .. }
+        | E::CallHeld { .. }
+        | E::CallResumed { .. }
+        | E::MediaStateChanged { .. }
+        | E::RecordLinked { .. }
+        | E::RecordUnlinked { .. }
+        | E::UnreadMessage { .. }
+        | E::ConversationQueued { .. }
+        | E::ConversationWaiting { .. }
+        | E::EndConversation { .. }
+        | E::ConversationClosed { .. }
+        | E::CustomerDisconnected { .. }
+        | E::CustomerReconnected { .. } => {}
+    }
+}
+
+/// The conversation a `ConversationCreated` event describes.
+fn new_conversation(at: Timestamp, kind: &EventKind) -> Option<Conversation> {
+    let EventKind::ConversationCreated {
+        conversation,
+        channel,
+        queue,
+        workstream,
+        skills,
+        customer,
+    } = kind
+    else {
+        return None;
+    };
+    Some(Conversation {
+        id: *conversation,
+        channel: *channel,
+        queue: *queue,
+        workstream: *workstream,
+        skills: skills.clone(),
+        customer: customer.clone(),
+        status: ConversationStatus::Open,
+        reason: StatusReason::AwaitingAgentAssignment,
+        status_since: at,
+        primary: None,
+        last_primary: None,
+        consultants: BTreeSet::new(),
+        sessions: Vec::new(),
+        pending_offer: None,
+        declined_by: BTreeSet::new(),
+        transfer_from: None,
+        transfer_count: 0,
+        held: None,
+        created_at: at,
+        assigned_at: None,
+        accepted_at: None,
+        wrap_up_at: None,
+        closed_at: None,
+        call: CallActivity::Default,
+        hold_started_at: None,
+        hold_ms: 0,
+        recording: MediaState::NotStarted,
+        transcription: MediaState::NotStarted,
+        customer_link: None,
+        case_link: None,
+        customer_disconnected_at: None,
+    })
+}
+
+/// What an event (other than its creation) does to the conversation it is about. Returns the
+/// session a `ConversationResumed` opened, for the agent's side.
+fn fold_conversation(c: &mut Conversation, at: Timestamp, kind: &EventKind) -> Option<SessionRef> {
+    use EventKind as E;
+    match kind {
+        E::IncomingSessionRequest {
+            session,
+            agent,
+            origin,
+            units,
+            expires_at,
             ..
         } => {
-            if let Some(c) = s.conversation_mut(*conversation) {
-                c.wrap_up_at = Some(at);
-                if c.channel.is_call() {
-                    c.call = CallActivity::Ended;
-                }
-                if let Some(started) = c.hold_started_at.take() {
-                    c.hold_ms += at.since(started);
-                }
-                for sess in c.sessions.iter_mut() {
-                    if sess.status == SessionStatus::Open {
-                        sess.timer_started_at = at;
-                    }
-                }
-                c.set_status(ConversationStatus::WrapUp, *reason, at);
+            c.sessions.push(Session {
+                number: session.number,
+                agent: *agent,
+                role: SessionRole::Offer,
+                status: SessionStatus::Open,
+                closure: None,
+                created_at: at,
+                accepted_at: None,
+                ended_at: None,
+                expires_at: Some(*expires_at),
+                origin: Some(*origin),
+                units: *units,
+                unread: 0,
+                tab: false,
+                timer_started_at: at,
+            });
+            c.pending_offer = Some(session.number);
+            c.reason = StatusReason::AwaitingAgentAcceptance;
+            c.assigned_at.get_or_insert(at);
+        }
+        E::SessionAccepted {
+            session,
+            agent,
+            units,
+            tab,
+        } => {
+            if let Some(sess) = c.session_mut(session.number) {
+                sess.role = SessionRole::Primary;
+                sess.accepted_at = Some(at);
+                sess.expires_at = None;
+                sess.tab = *tab != TabOutcome::LimitReached;
+                sess.timer_started_at = at;
+            }
+            c.pending_offer = None;
+            c.primary = Some(*agent);
+            c.last_primary = Some(*agent);
+            c.held = Some(HeldCapacity {
+                agent: *agent,
+                units: *units,
+            });
+            c.declined_by.clear();
+            c.accepted_at.get_or_insert(at);
+            if c.channel.is_call() {
+                c.call = CallActivity::Talk;
+            }
+            c.set_status(ConversationStatus::Active, StatusReason::InConversation, at);
+        }
+        E::OfferRejected { session, agent, .. }
+        | E::OfferTimedOut { session, agent, .. }
+        | E::OfferWithdrawn { session, agent, .. } => {
+            let reason = match kind {
+                E::OfferRejected { .. } => ClosureReason::AgentRejected,
+                E::OfferTimedOut { .. } => ClosureReason::AgentTimedOut,
+                E::OfferWithdrawn { reason, .. } => *reason,
+                _ => unreachable!("matched above"),
+            };
+            c.end_session(session.number, reason, at);
+            if !matches!(kind, E::OfferWithdrawn { .. }) {
+                c.declined_by.insert(*agent);
+            }
+            if c.status == ConversationStatus::Open {
+                c.reason = StatusReason::AwaitingAgentAssignment;
             }
         }
-        E::ConversationClosed {
-            conversation,
+        E::SessionClosed {
+            session,
+            agent,
             reason,
         } => {
-            if let Some(c) = s.conversation_mut(*conversation) {
-                c.closed_at = Some(at);
+            c.end_session(session.number, *reason, at);
+            if c.primary == Some(*agent) {
                 c.primary = None;
-                c.pending_offer = None;
-                c.transfer_from = None;
-                if c.channel.is_call() {
-                    c.call = CallActivity::Ended;
+            }
+        }
+        E::CapacityReleased { .. } => c.held = None,
+        E::TransferInitiated { from, target, .. } => {
+            c.transfer_count += 1;
+            c.primary = None;
+            match target {
+                TransferTarget::Agent(_) => {
+                    c.transfer_from = Some(*from);
+                    c.set_status(
+                        ConversationStatus::Open,
+                        StatusReason::AwaitingAgentAcceptance,
+                        at,
+                    );
                 }
-                if let Some(started) = c.hold_started_at.take() {
-                    c.hold_ms += at.since(started);
+                TransferTarget::Queue(_) => c.transfer_from = None,
+            }
+        }
+        E::TransferCompleted { .. } => c.transfer_from = None,
+        E::ConsultStarted {
+            session,
+            consultant,
+            tab,
+            ..
+        } => {
+            c.sessions.push(Session {
+                number: session.number,
+                agent: *consultant,
+                role: SessionRole::Consultant,
+                status: SessionStatus::Open,
+                closure: None,
+                created_at: at,
+                accepted_at: Some(at),
+                ended_at: None,
+                expires_at: None,
+                origin: None,
+                units: 0,
+                unread: 0,
+                tab: *tab != TabOutcome::LimitReached,
+                timer_started_at: at,
+            });
+            c.consultants.insert(*consultant);
+        }
+        E::ConsultEnded { session, .. } => {
+            c.end_session(session.number, ClosureReason::AgentClosed, at);
+        }
+        E::CallHeld { .. } => {
+            c.call = CallActivity::Hold;
+            c.hold_started_at = Some(at);
+        }
+        E::CallResumed { .. } => {
+            c.call = CallActivity::Talk;
+            if let Some(started) = c.hold_started_at.take() {
+                c.hold_ms += at.since(started);
+            }
+        }
+        E::MediaStateChanged { media, state, .. } => match media {
+            MediaKind::Recording => c.recording = *state,
+            MediaKind::Transcription => c.transcription = *state,
+        },
+        E::RecordLinked { record, .. } => match record.entity.slot() {
+            LinkSlot::Customer => c.customer_link = Some(*record),
+            LinkSlot::Case => c.case_link = Some(*record),
+        },
+        E::RecordUnlinked { record, .. } => match record.entity.slot() {
+            LinkSlot::Customer => c.customer_link = None,
+            LinkSlot::Case => c.case_link = None,
+        },
+        E::UnreadMessage {
+            session, unread, ..
+        } => {
+            if let Some(sess) = c.session_mut(session.number) {
+                sess.unread = *unread;
+            }
+        }
+        E::SessionFocused { session, .. } => {
+            if let Some(sess) = c.session_mut(session.number) {
+                sess.unread = 0;
+            }
+        }
+        E::ConversationQueued { queue, reason, .. } => {
+            c.queue = *queue;
+            c.primary = None;
+            c.transfer_from = None;
+            c.set_status(ConversationStatus::Open, *reason, at);
+        }
+        E::ConversationResumed {
+            agent, units, tab, ..
+        } => {
+            let number = c.next_session_number();
+            c.sessions.push(Session {
+                number,
+                agent: *agent,
+                role: SessionRole::Primary,
+                status: SessionStatus::Open,
+                closure: None,
+                created_at: at,
+                accepted_at: Some(at),
+                ended_at: None,
+                expires_at: None,
+                origin: None,
+                units: *units,
+                unread: 0,
+                tab: *tab != TabOutcome::LimitReached,
+                timer_started_at: at,
+            });
+            c.primary = Some(*agent);
+            c.last_primary = Some(*agent);
+            c.held = Some(HeldCapacity {
+                agent: *agent,
+                units: *units,
+            });
+            c.set_status(ConversationStatus::Active, StatusReason::InConversation, at);
+            return Some(c.session_ref(number));
+        }
+        E::ConversationWaiting { .. } => {
+            c.primary = None;
+            c.set_status(
+                ConversationStatus::Waiting,
+                StatusReason::AwaitingCustomer,
+                at,
+            );
+        }
+        E::EndConversation { reason, .. } => {
+            c.wrap_up_at = Some(at);
+            if c.channel.is_call() {
+                c.call = CallActivity::Ended;
+            }
+            if let Some(started) = c.hold_started_at.take() {
+                c.hold_ms += at.since(started);
+            }
+            for sess in c.sessions.iter_mut() {
+                if sess.status == SessionStatus::Open {
+                    sess.timer_started_at = at;
                 }
-                c.set_status(ConversationStatus::Closed, *reason, at);
             }
+            c.set_status(ConversationStatus::WrapUp, *reason, at);
         }
-        E::CustomerDisconnected { conversation } => {
-            if let Some(c) = s.conversation_mut(*conversation) {
-                c.customer_disconnected_at = Some(at);
+        E::ConversationClosed { reason, .. } => {
+            c.closed_at = Some(at);
+            c.primary = None;
+            c.pending_offer = None;
+            c.transfer_from = None;
+            if c.channel.is_call() {
+                c.call = CallActivity::Ended;
             }
-        }
-        E::CustomerReconnected { conversation } => {
-            if let Some(c) = s.conversation_mut(*conversation) {
-                c.customer_disconnected_at = None;
+            if let Some(started) = c.hold_started_at.take() {
+                c.hold_ms += at.since(started);
             }
+            c.set_status(ConversationStatus::Closed, *reason, at);
         }
+        E::CustomerDisconnected { .. } => c.customer_disconnected_at = Some(at),
+        E::CustomerReconnected { .. } => c.customer_disconnected_at = None,
+        E::WorkstreamConfigured(_)
+        | E::QueueConfigured(_)
+        | E::CustomPresenceDefined(_)
+        | E::AgentProvisioned(_)
+        | E::AgentCapacityChanged { .. }
+        | E::QueueMembershipChanged { .. }
+        | E::AgentSignedIn { .. }
+        | E::AgentSignedOut { .. }
+        | E::PresenceUpdate { .. }
+        | E::AgentDisconnected { .. }
+        | E::AgentReconnected { .. }
+        | E::AgentDisconnectGraceExpired { .. }
+        | E::ConversationCreated { .. } => {}
     }
+    None
 }

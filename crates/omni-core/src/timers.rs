@@ -1,7 +1,13 @@
 //! Pure timers: deadlines are derived from the state; the caller's clock drives them.
+//!
+//! The [`World`] indexes every running timer by its deadline (see `state::Indexes`), so
+//! [`next_deadline`] costs O(log n) and [`on_tick`] costs what is due, not what exists. The
+//! scans they replaced stay, hidden, as the reference the property tests compare them with.
 
 use crate::command::Command;
-use crate::config::{AGENT_DISCONNECT_GRACE_SECS, CUSTOMER_RECONNECT_WINDOW_SECS, Workstream};
+use crate::config::{
+    AGENT_DISCONNECT_GRACE_SECS, CUSTOMER_RECONNECT_WINDOW_SECS, ChannelTimers, Workstream,
+};
 use crate::decide::decide;
 use crate::event::Event;
 use crate::model::{AgentId, ConversationStatus, SessionNo, Timestamp, WrapUpBlocking};
@@ -23,6 +29,22 @@ pub(crate) enum Due {
     },
 }
 
+/// What of a workstream its conversations' timers depend on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Timing {
+    timers: ChannelTimers,
+    wrap_up_blocking: WrapUpBlocking,
+}
+
+impl Timing {
+    pub(crate) fn of(ws: &Workstream) -> Timing {
+        Timing {
+            timers: ws.timers,
+            wrap_up_blocking: ws.wrap_up_blocking,
+        }
+    }
+}
+
 /// When the agent's disconnect grace runs out, if it is running.
 pub(crate) fn agent_due(agent: &Agent) -> Option<Timestamp> {
     agent
@@ -36,7 +58,7 @@ fn secs(s: u64) -> i64 {
 }
 
 /// Every running timer of a conversation with its deadline.
-fn deadlines(c: &Conversation, ws: &Workstream) -> impl Iterator<Item = (Timestamp, Due)> {
+fn deadlines(c: &Conversation, ws: Timing) -> impl Iterator<Item = (Timestamp, Due)> {
     let offer = c.pending_offer.and_then(|n| c.session(n)).and_then(|s| {
         s.expires_at.map(|at| {
             (
@@ -90,16 +112,29 @@ fn deadlines(c: &Conversation, ws: &Workstream) -> impl Iterator<Item = (Timesta
         .flatten()
 }
 
+/// When the earliest running timer of `c` falls due (Closed or not, as the scan sees it).
+pub(crate) fn earliest(c: &Conversation, ws: Timing) -> Option<Timestamp> {
+    deadlines(c, ws).map(|(at, _)| at).min()
+}
+
 /// The earliest timer of `c` due at `now`.
 pub(crate) fn first_due(c: &Conversation, ws: &Workstream, now: Timestamp) -> Option<Due> {
-    deadlines(c, ws)
+    deadlines(c, Timing::of(ws))
         .filter(|(at, _)| *at <= now)
         .min_by_key(|(at, _)| *at)
         .map(|(_, due)| due)
 }
 
-/// When the next timer of the world falls due, if any runs: call [`on_tick`] then.
+/// When the next timer of the world falls due, if any runs: call [`on_tick`] then. O(log n),
+/// from the world's deadline index.
 pub fn next_deadline(world: &World) -> Option<Timestamp> {
+    world.first_deadline()
+}
+
+/// [`next_deadline`] by a scan of every agent and conversation: the reference the index is
+/// tested against. O(n); not for production use.
+#[doc(hidden)]
+pub fn next_deadline_by_scan(world: &World) -> Option<Timestamp> {
     let agents = world.agents.values().filter_map(agent_due);
     let conversations = world
         .conversations
@@ -107,13 +142,21 @@ pub fn next_deadline(world: &World) -> Option<Timestamp> {
         .filter(|c| c.status != ConversationStatus::Closed)
         .filter_map(|c| {
             let ws = world.workstreams.get(&c.workstream)?;
-            deadlines(c, ws).map(|(at, _)| at).min()
+            earliest(c, Timing::of(ws))
         });
     agents.chain(conversations).min()
 }
 
 /// The events of every timer due at `now`: offer timeouts, disconnect grace, the customer
-/// reconnect window, auto-close, custom wrap-up blocking.
+/// reconnect window, auto-close, custom wrap-up blocking. Costs what is due, found through the
+/// world's deadline index.
 pub fn on_tick(world: &World, now: Timestamp) -> Vec<Event> {
     decide(world, Command::Tick, now).unwrap_or_default()
+}
+
+/// [`on_tick`] as it was before the deadline index: every agent and every live conversation
+/// is checked. The reference the index is tested against; O(n), not for production use.
+#[doc(hidden)]
+pub fn on_tick_by_scan(world: &World, now: Timestamp) -> Vec<Event> {
+    crate::decide::tick_by_scan(world, now)
 }

@@ -113,7 +113,7 @@ impl TryFrom<pb::EventEnvelope> for Envelope {
     }
 }
 
-fn actor(actor: &pb::Actor, at: FieldPath) -> Result<Actor, DecodeError> {
+pub(crate) fn actor(actor: &pb::Actor, at: FieldPath) -> Result<Actor, DecodeError> {
     use pb::actor::Kind;
     match &actor.kind {
         Some(Kind::AgentId(agent)) => parse_id(agent, at.sub("agent_id")).map(Actor::Agent),
@@ -133,7 +133,10 @@ fn presence(presence: &pb::Presence, at: FieldPath) -> Result<Presence, DecodeEr
     })
 }
 
-fn linked_record(record: &pb::LinkedRecord, at: FieldPath) -> Result<LinkedRecord, DecodeError> {
+pub(crate) fn linked_record(
+    record: &pb::LinkedRecord,
+    at: FieldPath,
+) -> Result<LinkedRecord, DecodeError> {
     Ok(LinkedRecord {
         entity: parse_code(record.entity, at.sub("entity"))?,
         record: parse_id(&record.record_id, at.sub("record_id"))?,

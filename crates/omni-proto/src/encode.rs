@@ -23,7 +23,7 @@ impl From<&Envelope> for pb::EventEnvelope {
     }
 }
 
-fn actor(actor: Actor) -> pb::Actor {
+pub(crate) fn actor(actor: Actor) -> pb::Actor {
     use pb::actor::Kind;
     let kind = match actor {
         Actor::Agent(agent) => Kind::AgentId(id_bytes(agent)),
@@ -34,14 +34,14 @@ fn actor(actor: Actor) -> pb::Actor {
     pb::Actor { kind: Some(kind) }
 }
 
-fn presence(presence: Presence) -> pb::Presence {
+pub(crate) fn presence(presence: Presence) -> pb::Presence {
     pb::Presence {
         presence_id: id_bytes(presence.id),
         base: presence.base.code(),
     }
 }
 
-fn linked_record(record: LinkedRecord) -> pb::LinkedRecord {
+pub(crate) fn linked_record(record: LinkedRecord) -> pb::LinkedRecord {
     pb::LinkedRecord {
         entity: record.entity.code(),
         record_id: id_bytes(record.record),
@@ -84,7 +84,7 @@ fn target(target: TransferTarget) -> pb::transfer_initiated::Target {
     }
 }
 
-fn event(kind: &E) -> Ev {
+pub(crate) fn event(kind: &E) -> Ev {
     match kind {
         E::WorkstreamConfigured(ws) => Ev::WorkstreamConfigured(pb::WorkstreamConfigured {
             workstream_id: id_bytes(ws.id),

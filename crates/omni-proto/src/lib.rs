@@ -16,6 +16,8 @@
 mod decode;
 mod encode;
 mod error;
+mod intake;
+mod query;
 mod wire;
 
 #[cfg(test)]
@@ -29,6 +31,17 @@ use uuid::Uuid;
 /// The buffer type of [`decode_event`] and of the generated `bytes` fields.
 pub use bytes::Bytes;
 pub use error::{DecodeError, FieldPath};
+pub use intake::{
+    COMMAND_NAMES, CommandEnvelope, Committed, InternalCommand, Outcome, RequestError,
+    accepted_reply, command_name, committed_event, decode_command, decode_reply, encode_command,
+    rejected_reply, rejection_code, rejection_reply,
+};
+pub use query::{
+    AgentQuery, AgentsQuery, BadQuery, ConversationQuery, ConversationsQuery, DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE, PresenceChange, QueryRequest, QueuesQuery, agent_page, agent_view,
+    conversation_page, conversation_view, presence_view, query_error, query_rejected, query_reply,
+    queue_view, session_view,
+};
 pub use wire::{optional_uuid_from_bytes, uuid_from_bytes, uuid_to_bytes};
 
 /// The types prost generates from `proto/omnichannel/v1/*.proto`; their documentation is the

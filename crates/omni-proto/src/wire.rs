@@ -93,7 +93,17 @@ pub fn uuid_to_bytes(id: Uuid) -> Vec<u8> {
     id.as_bytes().to_vec()
 }
 
-/// A domain id on the wire.
+/// A domain id in a `Vec<u8>` field (the bus contract's messages).
+pub(crate) fn id_vec(id: impl WireId) -> Vec<u8> {
+    uuid_to_bytes(id.uuid())
+}
+
+/// An optional domain id in a `Vec<u8>` field; empty stands for `None`.
+pub(crate) fn optional_id_vec(id: Option<impl WireId>) -> Vec<u8> {
+    id.map(id_vec).unwrap_or_default()
+}
+
+/// A domain id in a `Bytes` field (the events).
 pub(crate) fn id_bytes(id: impl WireId) -> Bytes {
     uuid_to_bytes(id.uuid()).into()
 }

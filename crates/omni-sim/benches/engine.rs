@@ -6,7 +6,9 @@
 //!   `omni replay` does);
 //! - `routing/choose_agent`: one routing choice in a 10 000-agent, 100-queue world, and
 //!   `routing/choose_agent_each_timed`, which times every call on its own and prints the
-//!   p50 / p99 / max that criterion's mean hides.
+//!   p50 / p99 / max that criterion's mean hides;
+//! - `timers/next_deadline` and `timers/tick_idle`: the next deadline of that busy world, and a
+//!   `Tick` one millisecond before it (nothing due: the fixed cost every tick pays).
 //!
 //! Run: `cargo bench -p omni-sim --bench engine -- --warm-up-time 1 --measurement-time 3`.
 //! Results and targets are in `BENCHMARKS.md`.
@@ -16,7 +18,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use omni_core::{Actor, ConversationId, Event, World, apply, choose_agent};
+use omni_core::{Actor, ConversationId, Event, World, apply, choose_agent, next_deadline, on_tick};
 use omni_proto::{Bytes, Envelope, decode, decode_event, encode_to, stream_id_for};
 use omni_sim::{SimConfig, generate, routing_world};
 
@@ -146,5 +148,27 @@ fn routing(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, fold, routing);
+fn timers(c: &mut Criterion) {
+    let (world, _) = routing_world(10_000, 100, 7);
+    let due = next_deadline(&world).expect("offers are out");
+    let idle = due.plus_ms(-1);
+    assert!(
+        on_tick(&world, idle).is_empty(),
+        "nothing is due before the next deadline"
+    );
+    println!(
+        "timers: {} conversations, {} agents; next deadline {due:?}",
+        world.conversations.len(),
+        world.agents.len()
+    );
+    let mut group = c.benchmark_group("timers");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("next_deadline", |b| {
+        b.iter(|| next_deadline(black_box(&world)))
+    });
+    group.bench_function("tick_idle", |b| b.iter(|| on_tick(black_box(&world), idle)));
+    group.finish();
+}
+
+criterion_group!(benches, fold, routing, timers);
 criterion_main!(benches);

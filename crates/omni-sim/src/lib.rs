@@ -12,11 +12,16 @@
 //! [`Simulation::next_batch`]), so a million conversations never sit in memory as events;
 //! [`SimConfig::forget_closed`] keeps the world itself bounded too. [`routing_world`] builds a
 //! large, busy world for measuring the routing choice alone.
+//!
+//! The center ([`center`]), the odds of what people do ([`behaviour`]) and the shape of each
+//! conversation ([`script`]) are public: `omni-simulate` plays the same center against a
+//! running engine over the bus.
 
-mod center;
+pub mod behaviour;
+pub mod center;
 mod engine;
 mod routing_world;
-mod script;
+pub mod script;
 mod sim;
 mod stats;
 #[cfg(test)]

@@ -15,7 +15,7 @@ use rand::rngs::SmallRng;
 
 /// How the conversation ends once no transfer or waiting is left to play.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Ending {
+pub enum Ending {
     /// The agent ends it.
     Agent,
     /// The customer ends it.
@@ -26,8 +26,8 @@ pub(crate) enum Ending {
 }
 
 /// What a customer's conversation will go through, drawn once on arrival.
-#[derive(Debug)]
-pub(crate) struct Plan {
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Plan {
     pub transfers: u8,
     /// Times the agent closes the session to wait for the customer (persistent channels).
     pub waits: u8,
@@ -75,7 +75,7 @@ impl Plan {
 /// One thing someone does in a conversation. Steps name no agent: the agent is the
 /// conversation's primary when the step runs, so a script survives nothing it did not expect.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Step {
+pub enum Step {
     /// The customer gives up if nobody has taken the conversation yet.
     Patience,
     /// A member of a pick-mode queue picks the conversation.
@@ -127,7 +127,7 @@ impl Step {
 
 /// A handling script: steps, each with the milliseconds to wait after the previous one.
 #[derive(Debug, Default)]
-pub(crate) struct Script {
+pub struct Script {
     pub steps: Vec<(i64, Step)>,
 }
 
@@ -159,7 +159,7 @@ impl Script {
 }
 
 /// What one agent does with the conversation, from taking it to passing it on or ending it.
-pub(crate) fn handling(plan: &mut Plan, channel: Channel, rng: &mut SmallRng) -> Script {
+pub fn handling(plan: &mut Plan, channel: Channel, rng: &mut SmallRng) -> Script {
     let call = channel.is_call();
     let mut s = Script::default();
     s.then(rng, 1..=5, Step::Focus);

@@ -60,6 +60,14 @@ fn forgetting_closed_conversations_changes_only_the_simulated_world() {
     let events: Vec<Event> = sim.by_ref().collect();
     assert_eq!(events, generate(small(3)));
     assert!(sim.world().conversations.is_empty());
+    // Forgetting each one as it closed leaves what forgetting them all at the end does: no
+    // trace on agents, queues or indexes.
+    let mut replayed = replay(&events);
+    let ids: Vec<_> = replayed.conversations.keys().copied().collect();
+    for id in ids {
+        assert!(replayed.forget(id).is_some(), "{id} closed");
+    }
+    assert_eq!(&replayed, sim.world());
     assert_eq!(
         sim.conversations_by_status(),
         BTreeMap::from([(ConversationStatus::Closed, 600)])

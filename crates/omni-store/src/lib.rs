@@ -548,3 +548,23 @@ pub(crate) fn validate_stream_name(stream: &str) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests;
+
+/// The runs of consecutive equal stream names in `streams`, as index ranges.
+///
+/// Why: one decision may touch several streams in an interleaved order (a conversation, then
+/// an agent, then the conversation again); the log's order must be the decision's order, so a
+/// writer appends one request per run rather than one per stream.
+pub fn stream_runs<S: AsRef<str>>(streams: &[S]) -> Vec<std::ops::Range<usize>> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    while start < streams.len() {
+        let name = streams[start].as_ref();
+        let end = streams[start..]
+            .iter()
+            .position(|s| s.as_ref() != name)
+            .map_or(streams.len(), |n| start + n);
+        runs.push(start..end);
+        start = end;
+    }
+    runs
+}

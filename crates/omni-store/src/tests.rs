@@ -1270,3 +1270,16 @@ fn pending_stream_runs_lost_in_a_crash_are_rebuilt_on_open() {
         .unwrap();
     assert_eq!((r.first_position, r.stream_version), (91, 22));
 }
+
+#[test]
+fn stream_runs_keep_the_decision_order() {
+    assert_eq!(
+        stream_runs::<&str>(&[]),
+        Vec::<std::ops::Range<usize>>::new()
+    );
+    assert_eq!(
+        stream_runs(&["c", "c", "a", "c", "c", "c"]),
+        vec![0..2, 2..3, 3..6]
+    );
+    assert_eq!(stream_runs(&["x"]), vec![0..1]);
+}

@@ -2,15 +2,10 @@
 //! sign-outs, and coming back from each.
 
 use omni_core::{AGENT_DISCONNECT_GRACE_SECS, AgentId, Command, Event, PresenceId};
-use rand::Rng;
-use rand::seq::IndexedRandom;
 
 use super::Simulation;
 use super::agenda::{Action, AgentAct};
-use crate::center;
-
-/// Mean time between two things an agent does on their own (a break, a drop, a sign-out).
-const ROUTINE_MEAN_SECS: f64 = 40.0 * 60.0;
+use crate::behaviour::{self, Routine};
 
 impl Simulation {
     /// What an agent does on their own, between conversations.
@@ -58,39 +53,36 @@ impl Simulation {
             return;
         }
         // What the agent does, and when and how they come back from it.
-        let back = match self.rng.random_range(0..100) {
-            0..40 => {
-                let choices: Vec<PresenceId> = center::break_presences().collect();
-                let presence = *choices.choose(&mut self.rng).unwrap_or(&PresenceId::AWAY);
+        let back = match behaviour::routine(&mut self.rng) {
+            Routine::Break(presence) => {
                 let command = Command::SetPresence { agent, presence };
                 if self.exec("set presence", command, out) {
-                    Some((self.secs(180, 1200), AgentAct::BackToWork))
+                    Some((behaviour::break_ms(&mut self.rng), AgentAct::BackToWork))
                 } else {
                     None
                 }
             }
-            40..75 => {
-                if !self.exec("disconnect", Command::Disconnect { agent }, out) {
-                    None
-                } else if self.rng.random_bool(0.25) {
-                    // This drop outlasts the grace: the core must notice when it ends.
-                    let grace_end = self.engine.now.plus_secs(AGENT_DISCONNECT_GRACE_SECS);
-                    self.agenda.push_tick(grace_end);
-                    let after = self.secs(AGENT_DISCONNECT_GRACE_SECS + 10, 600);
-                    Some((after, AgentAct::Reconnect))
+            Routine::Drop => {
+                if self.exec("disconnect", Command::Disconnect { agent }, out) {
+                    let length = behaviour::drop_length(&mut self.rng);
+                    if length.outlasts_grace {
+                        // The core must notice when the grace ends.
+                        let grace_end = self.engine.now.plus_secs(AGENT_DISCONNECT_GRACE_SECS);
+                        self.agenda.push_tick(grace_end);
+                    }
+                    Some((length.after_ms, AgentAct::Reconnect))
                 } else {
-                    let after = self.secs(5, AGENT_DISCONNECT_GRACE_SECS - 10);
-                    Some((after, AgentAct::Reconnect))
+                    None
                 }
             }
-            75..85 => {
+            Routine::SignOut => {
                 if self.exec("sign out", Command::SignOut { agent }, out) {
-                    Some((self.secs(600, 2400), AgentAct::SignIn))
+                    Some((behaviour::sign_out_ms(&mut self.rng), AgentAct::SignIn))
                 } else {
                     None
                 }
             }
-            _ => None,
+            Routine::Nothing => None,
         };
         match back {
             Some((after, act)) => self.schedule(after, Action::Agent { agent, act }),
@@ -99,7 +91,7 @@ impl Simulation {
     }
 
     fn plan_routine(&mut self, agent: AgentId) {
-        let after = self.exponential_ms(ROUTINE_MEAN_SECS * 1000.0);
+        let after = behaviour::routine_gap_ms(&mut self.rng);
         let act = AgentAct::Routine;
         self.schedule(after, Action::Agent { agent, act });
     }
@@ -111,7 +103,7 @@ impl Simulation {
             a.sticky_presence && !a.presence.base.accepts_transfers_and_consults()
         });
         if away {
-            let after = self.secs(60, 300);
+            let after = behaviour::back_from_default_presence_ms(&mut self.rng);
             let act = AgentAct::BackToWork;
             self.schedule(after, Action::Agent { agent, act });
         } else {

@@ -3,21 +3,16 @@
 
 use omni_core::{
     Actor, Agent, AgentId, CUSTOMER_RECONNECT_WINDOW_SECS, Channel, Command, ConversationId,
-    ConversationStatus, Event, LinkEntity, MediaAction, MediaState, QueueId, SessionRef,
-    SupervisorId, Timestamp, TransferTarget, Workstream, World, WrapUpBlocking, is_eligible,
+    ConversationStatus, Event, LinkEntity, MediaAction, MediaState, QueueId, SessionRef, Timestamp,
+    Workstream, WrapUpBlocking, is_eligible,
 };
-use rand::Rng;
-use rand::rngs::SmallRng;
-use rand::seq::IndexedRandom;
 
 use super::Simulation;
 use super::agenda::Action;
+use crate::behaviour::{
+    self, OfferAnswer, RETRY_SECS, SUPERVISOR, WhileWaiting, pick_member, transfer_target,
+};
 use crate::script::{self, Step};
-
-/// Who force-closes conversations in the simulation.
-const SUPERVISOR: SupervisorId = SupervisorId::from_u128(0x5_0000);
-/// How long before a refused step that must happen is tried again.
-const RETRY_SECS: i64 = 30;
 
 impl Simulation {
     /// The conversation is Open in `queue`: its customer's patience starts, and in a pick
@@ -25,7 +20,7 @@ impl Simulation {
     pub(super) fn await_agent(&mut self, id: ConversationId, queue: QueueId, generation: u32) {
         self.wait_patiently(id, generation);
         if !self.routes_by_push(queue) {
-            let after = self.secs(5, 60);
+            let after = behaviour::pick_after_ms(&mut self.rng);
             self.schedule_step(after, id, generation, Step::Pick);
         }
     }
@@ -36,25 +31,17 @@ impl Simulation {
         let Some(channel) = self.engine.world.conversations.get(&id).map(|c| c.channel) else {
             return;
         };
-        let patience = if self.rng.random_bool(0.05) {
-            self.secs(5, 30)
-        } else if channel.is_call() {
-            self.secs(30, 300)
-        } else if channel.is_persistent() {
-            self.secs(20 * 60, 3 * 3600)
-        } else {
-            self.secs(60, 600)
-        };
+        let patience = behaviour::patience_ms(&mut self.rng, channel);
         self.schedule_step(patience, id, generation, Step::Patience);
     }
 
     /// Most offers are accepted within seconds; some are rejected, some left to time out.
     pub(super) fn answer(&mut self, session: SessionRef, agent: AgentId, expires_at: Timestamp) {
         let timeout_secs = expires_at.since(self.engine.now) / 1000;
-        let (after, accept) = match self.rng.random_range(0..100) {
-            0..85 => (self.secs(2, (timeout_secs - 5).clamp(3, 25)), true),
-            85..93 => (self.secs(1, 15), false),
-            _ => {
+        let (after, accept) = match behaviour::answer_offer(&mut self.rng, timeout_secs) {
+            OfferAnswer::Accept { after_ms } => (after_ms, true),
+            OfferAnswer::Reject { after_ms } => (after_ms, false),
+            OfferAnswer::Ignore => {
                 self.stats.offers_ignored += 1;
                 self.agenda.push_tick(expires_at);
                 return;
@@ -93,16 +80,14 @@ impl Simulation {
         let Some(generation) = self.next_phase(id) else {
             return;
         };
-        match self.rng.random_range(0..100) {
-            0..60 => {
-                let after = self.secs(120, 3600);
-                self.schedule_step(after, id, generation, Step::CustomerReply);
+        match behaviour::while_waiting(&mut self.rng) {
+            WhileWaiting::CustomerReplies { after_ms } => {
+                self.schedule_step(after_ms, id, generation, Step::CustomerReply);
             }
-            60..85 => {
-                let after = self.secs(60, 1800);
-                self.schedule_step(after, id, generation, Step::ResumeWaiting);
+            WhileWaiting::AgentResumes { after_ms } => {
+                self.schedule_step(after_ms, id, generation, Step::ResumeWaiting);
             }
-            _ => {
+            WhileWaiting::LeftToTimer => {
                 let timeout = self.workstream_of(id).and_then(|ws| ws.timers.waiting_secs);
                 self.tick_after(timeout);
             }
@@ -120,14 +105,11 @@ impl Simulation {
         };
         let (channel, blocking, timeout) =
             (ws.channel, ws.wrap_up_blocking, ws.timers.wrap_up_secs);
-        let completes_after = if channel == Channel::LiveChat && self.rng.random_bool(0.1) {
-            self.tick_after(timeout);
-            None
-        } else {
-            let after = self.secs(10, 120);
-            self.schedule_step(after, id, generation, Step::CompleteWrapUp);
-            Some(after)
-        };
+        let completes_after = behaviour::wrap_up_ms(&mut self.rng, channel);
+        match completes_after {
+            Some(after) => self.schedule_step(after, id, generation, Step::CompleteWrapUp),
+            None => self.tick_after(timeout),
+        }
         // Custom blocking hands the agent's capacity back partway through a wrap-up that
         // lasts long enough (a tick costs a scan of every live conversation: only when due).
         if let WrapUpBlocking::ForSeconds(secs) = blocking {
@@ -209,7 +191,7 @@ impl Simulation {
                     out,
                 );
                 if dropped {
-                    let after = self.secs(10, CUSTOMER_RECONNECT_WINDOW_SECS - 10);
+                    let after = behaviour::blip_return_ms(&mut self.rng);
                     self.schedule(after, Action::CustomerReturns { conversation: id });
                 }
                 dropped
@@ -238,7 +220,7 @@ impl Simulation {
                 };
                 if !self.exec("resume waiting", command, out) {
                     // The agent could not take it back: the customer will write again.
-                    let after = self.secs(300, 3600);
+                    let after = behaviour::reply_after_failed_resume_ms(&mut self.rng);
                     self.schedule_step(after, id, generation, Step::CustomerReply);
                 }
                 return;
@@ -293,10 +275,11 @@ impl Simulation {
                     out,
                 );
                 // Now and then the case is resolved in the CRM while the conversation runs.
-                if linked && record.entity == LinkEntity::Incident && self.rng.random_bool(0.03) {
-                    let after = self.secs(60, 1800);
-                    let record = record.record;
-                    self.schedule(after, Action::ResolveCase { record });
+                if linked && record.entity == LinkEntity::Incident {
+                    if let Some(after) = behaviour::case_resolved_after_ms(&mut self.rng) {
+                        let record = record.record;
+                        self.schedule(after, Action::ResolveCase { record });
+                    }
                 }
                 return linked;
             }
@@ -333,7 +316,9 @@ impl Simulation {
                     return false;
                 }
                 // Some recordings are started by policy rather than by the agent.
-                let actor = if action == MediaAction::Start && self.rng.random_bool(0.2) {
+                let actor = if action == MediaAction::Start
+                    && behaviour::recording_started_by_policy(&mut self.rng)
+                {
                     Actor::System
                 } else {
                     Actor::Agent(agent)
@@ -347,11 +332,7 @@ impl Simulation {
                 ("media", command)
             }
             Step::StartConsult => {
-                let consultant = pick_member(world, &mut self.rng, c.queue, |a| {
-                    a.profile.id != agent
-                        && reachable(a)
-                        && c.open_session_of(a.profile.id).is_none()
-                });
+                let consultant = behaviour::consultant(world, &mut self.rng, id, agent);
                 let Some(consultant) = consultant else {
                     return false;
                 };
@@ -367,7 +348,7 @@ impl Simulation {
                     return false;
                 };
                 // The primary or the consultant leaves the consult.
-                let by = if self.rng.random_bool(0.5) {
+                let by = if behaviour::primary_ends_consult(&mut self.rng) {
                     agent
                 } else {
                     consultant
@@ -380,7 +361,10 @@ impl Simulation {
                 ("end consult", command)
             }
             Step::Transfer => {
-                let target = self.transfer_target(id, agent);
+                let Some(target) = transfer_target(world, &self.queues, &mut self.rng, id, agent)
+                else {
+                    return false;
+                };
                 let command = Command::Transfer {
                     agent,
                     conversation: id,
@@ -422,32 +406,6 @@ impl Simulation {
         self.exec(attempt, command, out)
     }
 
-    /// A colleague of the same queue who could take the conversation now, or else another
-    /// queue of the same channel (the same queue when the channel has only one).
-    fn transfer_target(&mut self, id: ConversationId, agent: AgentId) -> TransferTarget {
-        let world = &self.engine.world;
-        let c = &world.conversations[&id];
-        let units = world
-            .workstreams
-            .get(&c.workstream)
-            .map_or(1, |ws| ws.capacity_units);
-        if self.rng.random_bool(0.6) {
-            let colleague = pick_member(world, &mut self.rng, c.queue, |a| {
-                a.profile.id != agent && reachable(a) && a.free_units() >= units
-            });
-            if let Some(colleague) = colleague {
-                return TransferTarget::Agent(colleague);
-            }
-        }
-        let others: Vec<QueueId> = self
-            .queues
-            .iter()
-            .filter(|q| q.spec.channel == c.channel && q.id != c.queue)
-            .map(|q| q.id)
-            .collect();
-        TransferTarget::Queue(others.choose(&mut self.rng).copied().unwrap_or(c.queue))
-    }
-
     /// The customer gives up waiting: a chat customer ends it or closes the tab (and is gone
     /// once the reconnect window passes), a caller ends or hangs up, a messaging customer
     /// ends it.
@@ -457,7 +415,7 @@ impl Simulation {
         channel: Channel,
         out: &mut Vec<Event>,
     ) -> bool {
-        if !channel.is_persistent() && self.rng.random_bool(0.5) {
+        if behaviour::leaves_by_dropping(&mut self.rng, channel) {
             self.customer_drops(id, channel, out)
         } else {
             self.exec(
@@ -484,27 +442,4 @@ impl Simulation {
         }
         dropped
     }
-}
-
-/// A transfer or consult may only go to a connected agent who is Available or Busy.
-fn reachable(agent: &Agent) -> bool {
-    agent.is_connected() && agent.presence.base.accepts_transfers_and_consults()
-}
-
-/// A random member of `queue` that `fits`, drawn from the members in id order.
-fn pick_member(
-    world: &World,
-    rng: &mut SmallRng,
-    queue: QueueId,
-    mut fits: impl FnMut(&Agent) -> bool,
-) -> Option<AgentId> {
-    let candidates: Vec<AgentId> = world
-        .queues
-        .get(&queue)?
-        .members()
-        .filter_map(|id| world.agents.get(&id))
-        .filter(|a| fits(a))
-        .map(|a| a.profile.id)
-        .collect();
-    candidates.choose(rng).copied()
 }

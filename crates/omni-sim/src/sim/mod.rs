@@ -20,7 +20,8 @@ use omni_core::{
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::center::{self, CHANNELS, QueueInfo};
+use crate::behaviour;
+use crate::center::{self, CHANNELS, QueueInfo, QueueMix};
 use crate::engine::Engine;
 use crate::script::{Plan, Step};
 use crate::stats::SimStats;
@@ -40,11 +41,10 @@ pub struct SimConfig {
     /// Customers arriving per agent per hour, on average (Poisson arrivals). The default
     /// keeps agents busy without letting queues grow without bound.
     pub arrivals_per_agent_hour: f64,
-    /// Remove closed conversations from the simulation's world as they close. Closed is
-    /// final, so no later decision needs them; dropping them keeps memory and the timer scan
-    /// of `Tick` proportional to the live conversations, which a million-conversation run
-    /// needs. The stream is the same either way; only [`Simulation::world`] then holds the
-    /// live conversations alone.
+    /// Forget closed conversations as they close ([`World::forget`]). Closed is final, so no
+    /// later decision needs them; forgetting them keeps memory proportional to the live
+    /// conversations, which a million-conversation run needs. The stream is the same either
+    /// way; only [`Simulation::world`] then holds the live conversations alone.
     pub forget_closed: bool,
 }
 
@@ -82,8 +82,8 @@ pub struct Simulation {
     rng: SmallRng,
     agenda: Agenda,
     queues: Vec<QueueInfo>,
-    /// Running sums of the queues' traffic weights, for drawing an arrival's queue.
-    arrival_weights: Vec<u32>,
+    /// The queues' traffic weights, for drawing an arrival's queue.
+    mix: QueueMix,
     mean_arrival_gap_ms: f64,
     /// Only looked up, never iterated: its order cannot leak into the stream.
     tracked: HashMap<ConversationId, Tracked>,
@@ -104,14 +104,7 @@ impl Simulation {
         let mut engine = Engine::new();
         let queues = cfg.queues_per_channel.max(1) * CHANNELS.len();
         let (center, setup) = center::provision(&mut engine, &mut rng, cfg.agents, queues);
-        let arrival_weights = center
-            .queues
-            .iter()
-            .scan(0, |sum, q| {
-                *sum += q.spec.weight;
-                Some(*sum)
-            })
-            .collect();
+        let mix = QueueMix::new(&center.queues);
         let per_hour = cfg.arrivals_per_agent_hour * cfg.agents.max(1) as f64;
         let mut sim = Simulation {
             mean_arrival_gap_ms: 3_600_000.0 / per_hour,
@@ -120,7 +113,7 @@ impl Simulation {
             rng,
             agenda: Agenda::default(),
             queues: center.queues,
-            arrival_weights,
+            mix,
             tracked: HashMap::new(),
             dirty: BTreeSet::new(),
             created: 0,
@@ -212,14 +205,8 @@ impl Simulation {
         );
     }
 
-    /// Uniformly between `lo` and `hi` seconds, in milliseconds.
-    fn secs(&mut self, lo: i64, hi: i64) -> i64 {
-        self.rng.random_range(lo * 1000..=hi * 1000)
-    }
-
     fn exponential_ms(&mut self, mean_ms: f64) -> i64 {
-        let u: f64 = self.rng.random();
-        ((-(1.0 - u).ln() * mean_ms) as i64).max(1)
+        behaviour::exponential_ms(&mut self.rng, mean_ms)
     }
 
     fn arrival_gap(&mut self) -> i64 {
@@ -318,10 +305,7 @@ impl Simulation {
     }
 
     fn arrive(&mut self, out: &mut Vec<Event>) {
-        let total = *self.arrival_weights.last().unwrap_or(&0);
-        let draw = self.rng.random_range(0..total.max(1));
-        let index = self.arrival_weights.partition_point(|w| *w <= draw);
-        let queue = self.queues[index];
+        let queue = self.queues[self.mix.draw(&mut self.rng)];
         let conversation = ConversationId::from_u128(self.rng.random());
         let skills = center::requested_skills(&mut self.rng);
         let plan = Plan::draw(queue.spec.channel, &mut self.rng);
@@ -350,10 +334,11 @@ impl Simulation {
 
     /// Fires every due timer. The simulation ticks at the deadlines it causes (an ignored
     /// offer, a drop, a wrap-up or waiting left to its timer); this catch-all covers any
-    /// other, a few minutes late at most. Asking the core for its next deadline instead
-    /// would be exact, but `next_deadline` and `Tick` both scan every live conversation, and
-    /// pending offers put a deadline every few seconds: that scan was 40 % of a run. Once
-    /// nothing else is planned, the run only waits for timers, so it jumps to the next one.
+    /// other, a few minutes late at most. (This schedule dates from when `next_deadline` and
+    /// `Tick` scanned every live conversation; both now use the core's deadline index, so
+    /// ticking at `next_deadline` would be cheap and exact, but it would change the stream
+    /// every seed gives.) Once nothing else is planned, the run only waits for timers, so it
+    /// jumps to the next one.
     fn housekeeping(&mut self, out: &mut Vec<Event>) {
         self.exec("tick", Command::Tick, out);
         let now = self.engine.now;
@@ -433,8 +418,7 @@ impl Simulation {
             EventKind::EndConversation { conversation, .. } => self.wrap_up(*conversation),
             EventKind::ConversationClosed { conversation, .. } => {
                 self.tracked.remove(conversation);
-                if self.cfg.forget_closed {
-                    self.engine.world.conversations.remove(conversation);
+                if self.cfg.forget_closed && self.engine.world.forget(*conversation).is_some() {
                     self.forgotten += 1;
                 }
             }

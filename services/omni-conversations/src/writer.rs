@@ -1,0 +1,385 @@
+//! The single writer: decides commands with the core in arrival order, appends their events
+//! to the log in one group per batch, and only then answers and publishes.
+//!
+//! Commands are taken in batches: everything that arrived while the previous batch was being
+//! stored is decided together (each against the world as the ones before it left it) and
+//! stored with one `append_many`, so one fsync serves the whole batch. Nothing is answered or
+//! published before its events are durable.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_nats::{HeaderMap, Subject};
+use bytes::Bytes;
+use omni_bus::{Metrics, headers, notify, subjects};
+use omni_core::{Actor, Command, Event, EventKind, Timestamp, World, apply, decide};
+use omni_proto::{CommandEnvelope, Envelope, pb};
+use omni_store::{AppendRequest, EventLog, ExpectedVersion, NewEvent, StoreError};
+use prost::Message;
+use uuid::Uuid;
+
+use crate::dedupe::{Dedupe, Seen};
+
+/// A command waiting to be decided, with where to answer.
+#[derive(Debug)]
+pub struct Job {
+    pub command: CommandEnvelope,
+    /// `None` for the engine's own commands (the clock's ticks).
+    pub reply: Option<Subject>,
+    pub received: Instant,
+}
+
+/// Everything a batch sends once it is durable, handed to the publisher task.
+#[derive(Debug, Default)]
+pub struct Outgoing {
+    pub events: Vec<(String, HeaderMap, Bytes)>,
+    pub desktop: Vec<(String, Bytes)>,
+    pub replies: Vec<(Subject, Bytes)>,
+}
+
+/// An event decided in this batch, encoded once for both the log and the bus.
+struct Pending {
+    stream: String,
+    id: Uuid,
+    payload: Bytes,
+    subject: String,
+    desktop: Vec<String>,
+}
+
+/// What became of one job of the batch.
+enum Decision {
+    /// Accepted: its events are `pending[range]`.
+    Accepted {
+        job: Job,
+        range: std::ops::Range<usize>,
+    },
+    Rejected {
+        job: Job,
+        reply: pb::CommandReply,
+    },
+    /// Answered without deciding (a retry).
+    Answered,
+}
+
+/// The writer's state: the authoritative world and what it needs to append safely.
+pub struct Writer {
+    pub world: World,
+    log: Arc<dyn EventLog>,
+    /// Stream versions as of the last append, for the expected-version check.
+    versions: HashMap<String, u64>,
+    dedupe: Dedupe,
+    metrics: Arc<Metrics>,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("conversations", &self.world.conversations.len())
+            .field("agents", &self.world.agents.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a batch could not be stored. The world then runs ahead of the log and must be
+/// reloaded before anything else is decided.
+#[derive(Debug)]
+pub struct AppendFailed(pub StoreError);
+
+impl Writer {
+    pub fn new(
+        world: World,
+        log: Arc<dyn EventLog>,
+        dedupe: Dedupe,
+        metrics: Arc<Metrics>,
+    ) -> Writer {
+        Writer {
+            world,
+            log,
+            versions: HashMap::new(),
+            dedupe,
+            metrics,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Decides, stores and prepares the answers of one batch.
+    pub async fn process(
+        &mut self,
+        jobs: Vec<Job>,
+        now: Timestamp,
+    ) -> Result<Outgoing, (AppendFailed, Outgoing)> {
+        let mut out = Outgoing::default();
+        let mut pending = Vec::new();
+        let mut decisions = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            decisions.push(self.decide_one(job, now, &mut pending, &mut out));
+        }
+        let positions = match self.append(&pending).await {
+            Ok(positions) => positions,
+            Err(failed) => {
+                for decision in decisions {
+                    if let Decision::Accepted { job, .. } | Decision::Rejected { job, .. } =
+                        decision
+                    {
+                        let waiting = self.dedupe.forget(job.command.command_id);
+                        let reply = omni_proto::rejected_reply(
+                            pb::RejectionCode::Unavailable,
+                            format!("the log could not store the command: {}", failed.0),
+                            true,
+                        );
+                        answer(&mut out, job.reply.into_iter().chain(waiting), &reply);
+                    }
+                }
+                return Err((failed, out));
+            }
+        };
+        for (position, event) in positions.iter().zip(&pending) {
+            let mut map = HeaderMap::new();
+            map.insert(headers::POSITION, position.0.to_string().as_str());
+            map.insert(headers::STREAM, event.stream.as_str());
+            map.insert(headers::STREAM_VERSION, position.1.to_string().as_str());
+            map.insert(headers::MSG_ID, event.id.to_string().as_str());
+            out.events
+                .push((event.subject.clone(), map, event.payload.clone()));
+            for subject in &event.desktop {
+                out.desktop.push((subject.clone(), event.payload.clone()));
+            }
+        }
+        self.metrics.events_appended.add(pending.len() as u64);
+        for decision in decisions {
+            match decision {
+                Decision::Accepted { job, range } => {
+                    let committed: Vec<pb::CommittedEvent> = range
+                        .map(|i| pb::CommittedEvent {
+                            event_id: pending[i].id.as_bytes().to_vec(),
+                            position: positions[i].0,
+                            kind: kind_of(&pending[i].subject).to_owned(),
+                        })
+                        .collect();
+                    let replayed = Bytes::from(
+                        omni_proto::accepted_reply(committed.clone(), true).encode_to_vec(),
+                    );
+                    let waiting = self.dedupe.done(job.command.command_id, replayed.clone());
+                    let reply =
+                        Bytes::from(omni_proto::accepted_reply(committed, false).encode_to_vec());
+                    out.replies
+                        .extend(job.reply.iter().map(|s| (s.clone(), reply.clone())));
+                    out.replies
+                        .extend(waiting.into_iter().map(|s| (s, replayed.clone())));
+                    self.metrics.commands_accepted.add(1);
+                    self.metrics.command_latency.observe(job.received.elapsed());
+                }
+                Decision::Rejected { job, reply } => {
+                    let waiting = self.dedupe.forget(job.command.command_id);
+                    answer(&mut out, job.reply.into_iter().chain(waiting), &reply);
+                    self.metrics.commands_rejected.add(1);
+                    self.metrics.command_latency.observe(job.received.elapsed());
+                }
+                Decision::Answered => {}
+            }
+        }
+        Ok(out)
+    }
+
+    fn decide_one(
+        &mut self,
+        job: Job,
+        now: Timestamp,
+        pending: &mut Vec<Pending>,
+        out: &mut Outgoing,
+    ) -> Decision {
+        let command_id = job.command.command_id;
+        // The clock's ticks are never retried, so they are not remembered.
+        let seen = if job.command.command == Command::Tick {
+            Seen::New
+        } else {
+            self.dedupe.check(command_id, job.reply.as_ref())
+        };
+        match seen {
+            Seen::New => {}
+            Seen::Answered(bytes) => {
+                out.replies.extend(job.reply.map(|s| (s, bytes)));
+                self.metrics.commands_replayed.add(1);
+                return Decision::Answered;
+            }
+            Seen::Waiting => {
+                self.metrics.commands_replayed.add(1);
+                return Decision::Answered;
+            }
+        }
+        let events = match decide(&self.world, job.command.command.clone(), now) {
+            Ok(events) => events,
+            Err(rejection) => {
+                tracing::debug!(command = omni_proto::command_name(&job.command.command), %rejection, "rejected");
+                let reply = omni_proto::rejection_reply(&rejection);
+                return Decision::Rejected { job, reply };
+            }
+        };
+        let start = pending.len();
+        let correlation_id = job.command.correlation_id.unwrap_or(command_id);
+        for event in events {
+            apply(&mut self.world, &event);
+            pending.push(self.encode(event, job.command.actor, correlation_id, command_id));
+        }
+        Decision::Accepted {
+            job,
+            range: start..pending.len(),
+        }
+    }
+
+    fn encode(
+        &mut self,
+        event: Event,
+        actor: Actor,
+        correlation_id: Uuid,
+        causation_id: Uuid,
+    ) -> Pending {
+        self.count(&event.kind);
+        let stream = omni_proto::stream_id_for(&event.kind);
+        let conversation = event.kind.conversation();
+        let queue = match &event.kind {
+            EventKind::QueueConfigured(q) => Some(q.id),
+            EventKind::QueueMembershipChanged { queue, .. } => Some(*queue),
+            _ => conversation
+                .and_then(|c| self.world.conversations.get(&c))
+                .map(|c| c.queue),
+        };
+        let subject = subjects::event(queue, conversation, event.kind.agent(), event.kind.name());
+        let desktop = notify::desktop_notifications(&event.kind, &self.world)
+            .into_iter()
+            .map(|(agent, name)| subjects::desktop(agent, name))
+            .collect();
+        if let EventKind::ConversationClosed { .. } = event.kind {
+            // A closed conversation's stream never grows again.
+            self.versions.remove(&stream);
+        }
+        let envelope = Envelope {
+            event_id: Uuid::now_v7(),
+            stream_id: stream,
+            correlation_id,
+            causation_id: Some(causation_id),
+            actor,
+            event,
+        };
+        self.buf.clear();
+        omni_proto::encode_to(&envelope, &mut self.buf);
+        Pending {
+            stream: envelope.stream_id,
+            id: envelope.event_id,
+            payload: Bytes::copy_from_slice(&self.buf),
+            subject,
+            desktop,
+        }
+    }
+
+    fn count(&self, kind: &EventKind) {
+        let m = &self.metrics;
+        match kind {
+            EventKind::IncomingSessionRequest { .. } => m.offers.add(1),
+            EventKind::OfferTimedOut { .. } => m.offers_timed_out.add(1),
+            EventKind::OfferRejected { .. } => m.offers_rejected.add(1),
+            EventKind::ConversationCreated { .. } => m.conversations_started.add(1),
+            EventKind::ConversationClosed { .. } => m.conversations_closed.add(1),
+            _ => {}
+        }
+    }
+
+    /// Appends the batch's events, one request per run of one stream, each checked against
+    /// the stream's version. Returns each event's (position, stream version).
+    async fn append(&mut self, pending: &[Pending]) -> Result<Vec<(u64, u64)>, AppendFailed> {
+        if pending.is_empty() {
+            return Ok(Vec::new());
+        }
+        let streams: Vec<&str> = pending.iter().map(|p| p.stream.as_str()).collect();
+        let runs = omni_store::stream_runs(&streams);
+        let mut versions = std::mem::take(&mut self.versions);
+        let log = Arc::clone(&self.log);
+        let batch: Vec<(String, Vec<NewEvent>)> = runs
+            .iter()
+            .map(|run| {
+                let events = pending[run.clone()]
+                    .iter()
+                    .map(|p| NewEvent::new(p.id, p.payload.to_vec()))
+                    .collect();
+                (pending[run.start].stream.clone(), events)
+            })
+            .collect();
+        let started = Instant::now();
+        let (versions, result) = tokio::task::spawn_blocking(move || {
+            let result = append_runs(&*log, &mut versions, batch);
+            (versions, result)
+        })
+        .await
+        .map_err(|e| {
+            AppendFailed(StoreError::Backend {
+                op: "append",
+                reason: e.to_string(),
+            })
+        })?;
+        self.versions = versions;
+        self.metrics.append_latency.observe(started.elapsed());
+        result
+    }
+}
+
+/// The blocking part of an append: look up versions not known yet, append, and record the
+/// new versions.
+fn append_runs(
+    log: &dyn EventLog,
+    versions: &mut HashMap<String, u64>,
+    batch: Vec<(String, Vec<NewEvent>)>,
+) -> Result<Vec<(u64, u64)>, AppendFailed> {
+    let mut requests = Vec::with_capacity(batch.len());
+    let mut expected_after: HashMap<&str, u64> = HashMap::new();
+    for (stream, events) in &batch {
+        let current = match expected_after.get(stream.as_str()) {
+            Some(&v) => v,
+            None => match versions.get(stream) {
+                Some(&v) => v,
+                None => log.stream_version(stream).map_err(AppendFailed)?,
+            },
+        };
+        expected_after.insert(stream, current + events.len() as u64);
+        requests.push(AppendRequest::new(
+            stream.clone(),
+            ExpectedVersion::Exact(current),
+            events.clone(),
+        ));
+    }
+    let mut positions = Vec::new();
+    for (result, (stream, events)) in log.append_many(requests).into_iter().zip(&batch) {
+        let appended = result.map_err(AppendFailed)?;
+        versions.insert(stream.clone(), appended.stream_version);
+        let first_version = appended.stream_version + 1 - events.len() as u64;
+        for (i, position) in (appended.first_position..=appended.last_position).enumerate() {
+            positions.push((position, first_version + i as u64));
+        }
+    }
+    Ok(positions)
+}
+
+fn answer(out: &mut Outgoing, to: impl Iterator<Item = Subject>, reply: &pb::CommandReply) {
+    let bytes = Bytes::from(reply.encode_to_vec());
+    out.replies.extend(to.map(|s| (s, bytes.clone())));
+}
+
+/// The event name is the last token of its subject.
+fn kind_of(subject: &str) -> &str {
+    subject.rsplit('.').next().unwrap_or(subject)
+}
+
+/// The engine's own command: the clock's tick.
+pub fn tick_job() -> Job {
+    Job {
+        command: CommandEnvelope {
+            command_id: Uuid::now_v7(),
+            actor: Actor::System,
+            correlation_id: None,
+            command: Command::Tick,
+        },
+        reply: None,
+        received: Instant::now(),
+    }
+}
