@@ -1128,6 +1128,16 @@ pub fn run_forgetting(spec: &Spec, steps: &[(Op, i64)], forget: &[bool]) -> (usi
 }
 
 proptest! {
+    /// Ids order as their UUIDs do (snapshots, pages and `BTreeMap` iteration depend on it),
+    /// though they compare as `u128`.
+    #[test]
+    fn ids_order_as_their_uuids(a in any::<[u8; 16]>(), b in any::<[u8; 16]>()) {
+        let (ua, ub) = (uuid::Uuid::from_bytes(a), uuid::Uuid::from_bytes(b));
+        prop_assert_eq!(ConversationId(ua).cmp(&ConversationId(ub)), ua.cmp(&ub));
+        prop_assert_eq!(AgentId(ua).cmp(&AgentId(ub)), ua.cmp(&ub));
+        prop_assert_eq!(RecordId(ua).partial_cmp(&RecordId(ub)), Some(ua.cmp(&ub)));
+    }
+
     #[test]
     fn only_the_primary_agent_may_transfer_or_consult(spec in spec(4), steps in steps(80)) {
         run(&spec, &steps, check_only_primary_transfers_or_consults);

@@ -189,7 +189,7 @@ struct Tx<'w> {
     base: &'w World,
     now: Timestamp,
     agents: BTreeMap<AgentId, Agent>,
-    conversations: BTreeMap<ConversationId, Conversation>,
+    conversations: BTreeMap<ConversationId, Box<Conversation>>,
     queues: BTreeMap<QueueId, Queue>,
     workstreams: BTreeMap<WorkstreamId, Workstream>,
     presences: BTreeMap<PresenceId, CustomPresence>,
@@ -204,6 +204,7 @@ impl View for Tx<'_> {
         self.conversations
             .get(&id)
             .or_else(|| self.base.conversations.get(&id))
+            .map(Box::as_ref)
     }
     fn queue(&self, id: QueueId) -> Option<&Queue> {
         self.queues.get(&id).or_else(|| self.base.queues.get(&id))
@@ -276,7 +277,8 @@ impl Entities for Tx<'_> {
         self.agents.insert(agent.profile.id, agent);
     }
     fn insert_conversation(&mut self, conversation: Conversation) {
-        self.conversations.insert(conversation.id, conversation);
+        self.conversations
+            .insert(conversation.id, Box::new(conversation));
     }
     fn insert_queue(&mut self, queue: Queue) {
         self.queues.insert(queue.config.id, queue);

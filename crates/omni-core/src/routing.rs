@@ -20,7 +20,7 @@ impl View for World {
         self.agents.get(&id)
     }
     fn conversation(&self, id: ConversationId) -> Option<&Conversation> {
-        self.conversations.get(&id)
+        self.conversations.get(&id).map(Box::as_ref)
     }
     fn queue(&self, id: QueueId) -> Option<&Queue> {
         self.queues.get(&id)

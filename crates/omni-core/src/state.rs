@@ -35,7 +35,9 @@ pub struct World {
     pub queues: BTreeMap<QueueId, Queue>,
     pub custom_presences: BTreeMap<PresenceId, CustomPresence>,
     pub agents: BTreeMap<AgentId, Agent>,
-    pub conversations: BTreeMap<ConversationId, Conversation>,
+    /// Boxed so the map's nodes stay small: at a million conversations a lookup then misses the
+    /// cache a few times instead of once per level of a tree of 5 KB nodes.
+    pub conversations: BTreeMap<ConversationId, Box<Conversation>>,
     /// Derived from the maps above, so never serialized: deserializing rebuilds it, and a
     /// snapshot's JSON (and its hash) is the same as before the indexes existed.
     #[cfg_attr(feature = "serde", serde(skip))]
@@ -165,6 +167,11 @@ impl World {
         self.workstreams.get(&workstream).map(Timing::of)
     }
 
+    /// The conversation `id`, unboxed.
+    pub fn conversation(&self, id: ConversationId) -> Option<&Conversation> {
+        self.conversations.get(&id).map(Box::as_ref)
+    }
+
     /// Recomputes every index from the maps. [`apply`](crate::apply), [`World::forget`] and
     /// deserialization keep them current; call this only after editing the maps directly.
     pub fn rebuild_indexes(&mut self) {
@@ -213,7 +220,7 @@ impl World {
                 }
             }
         }
-        Some(c)
+        Some(*c)
     }
 }
 
@@ -227,7 +234,7 @@ impl<'de> serde::Deserialize<'de> for World {
             queues: BTreeMap<QueueId, Queue>,
             custom_presences: BTreeMap<PresenceId, CustomPresence>,
             agents: BTreeMap<AgentId, Agent>,
-            conversations: BTreeMap<ConversationId, Conversation>,
+            conversations: BTreeMap<ConversationId, Box<Conversation>>,
         }
         let maps = Maps::deserialize(deserializer)?;
         let mut world = World {
@@ -634,7 +641,8 @@ impl Entities for World {
         self.agents.insert(agent.profile.id, agent);
     }
     fn insert_conversation(&mut self, conversation: Conversation) {
-        self.conversations.insert(conversation.id, conversation);
+        self.conversations
+            .insert(conversation.id, Box::new(conversation));
     }
     fn insert_queue(&mut self, queue: Queue) {
         self.queues.insert(queue.config.id, queue);

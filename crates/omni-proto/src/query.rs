@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use crate::encode::{linked_record, presence};
 use crate::error::{DecodeError, FieldPath};
-use crate::wire::{id_vec, parse_id, parse_optional_id};
 use crate::pb;
+use crate::wire::{id_vec, parse_id, parse_optional_id};
 
 #[cfg(test)]
 mod tests;

@@ -120,14 +120,14 @@ impl ReadModel {
         let conversation = event.kind.conversation();
         let agent = event.kind.agent();
         let conversation_before = conversation
-            .and_then(|id| self.world.conversations.get(&id))
+            .and_then(|id| self.world.conversation(id))
             .map(conversation_key);
         let agent_before = agent
             .and_then(|id| self.world.agents.get(&id))
             .map(agent_key);
         apply(&mut self.world, event);
         if let Some(id) = conversation {
-            let after = self.world.conversations.get(&id).map(conversation_key);
+            let after = self.world.conversation(id).map(conversation_key);
             if after != conversation_before {
                 self.index_conversation(id, conversation_before, after);
             }
@@ -196,7 +196,7 @@ impl ReadModel {
     }
 
     pub fn conversation(&self, id: ConversationId) -> Option<&Conversation> {
-        self.world.conversations.get(&id)
+        self.world.conversation(id)
     }
 
     pub fn agent(&self, id: AgentId) -> Option<&Agent> {
@@ -249,14 +249,14 @@ impl ReadModel {
                     .range((from, Unbounded))
                     .map(|s| s.conversation)
                     .filter(|&id| last.replace(id) != Some(id))
-                    .filter_map(|id| self.world.conversations.get(&id))
+                    .filter_map(|id| self.world.conversation(id))
                     .filter(matching)
                     .take(wanted)
                     .collect()
             }
             (_, Some(set)) => set
                 .range(after(q.after))
-                .filter_map(|id| self.world.conversations.get(id))
+                .filter_map(|&id| self.world.conversation(id))
                 .filter(matching)
                 .take(wanted)
                 .collect(),
@@ -264,7 +264,7 @@ impl ReadModel {
                 .world
                 .conversations
                 .range(after(q.after))
-                .map(|(_, c)| c)
+                .map(|(_, c)| &**c)
                 .filter(matching)
                 .take(wanted)
                 .collect(),
