@@ -3,7 +3,7 @@
 //! property; all share the generator and the runner.
 
 use omni_core::{
-    Actor, AgentId, AgentProfile, AssignmentMethod, BaseStatus, Channel, ChannelTimers,
+    Actor, AgentId, AgentProfile, AssignmentMethod, BaseStatus, BulkFold, Channel, ChannelTimers,
     ClosureReason, Command, ConversationId, ConversationStatus, Event, EventKind, LinkEntity,
     LinkedRecord, MAX_CONSULTANTS, MediaAction, MediaKind, PresenceId, QueueConfig, QueueId,
     RecordId, Rejection, SessionRef, SessionRole, SessionStatus, SupervisorId, Timestamp,
@@ -954,6 +954,16 @@ pub fn check_replay_equivalence(world: &World, history: &[Event]) {
     assert_eq!(
         &replayed, world,
         "folding the log differs from the live state"
+    );
+    let mut bulk = World::default();
+    let mut fold = BulkFold::new(&mut bulk);
+    for event in history {
+        fold.apply(event);
+    }
+    drop(fold);
+    assert_eq!(
+        &bulk, world,
+        "replay's bulk fold (indexes rebuilt at the end) differs from the live state"
     );
 }
 

@@ -25,8 +25,8 @@ pub use event::{Event, EventKind};
 pub use model::*;
 pub use routing::{choose_agent, is_eligible};
 pub use state::{
-    Agent, Conversation, Disconnection, HeldCapacity, Queue, RosterSlot, Session, SessionRole,
-    World, skill_filter,
+    Agent, BulkFold, Conversation, Disconnection, HeldCapacity, Queue, RosterSlot, Session,
+    SessionRole, World, skill_filter,
 };
 pub use timers::{next_deadline, next_deadline_by_scan, on_tick, on_tick_by_scan};
 

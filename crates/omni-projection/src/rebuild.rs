@@ -13,7 +13,7 @@ use std::ops::ControlFlow;
 use std::sync::mpsc;
 
 use bytes::BytesMut;
-use omni_core::{Event, Timestamp, World, apply};
+use omni_core::{BulkFold, Event, Timestamp, World};
 use omni_proto::DecodeError;
 use omni_store::EventLog;
 
@@ -86,6 +86,7 @@ pub fn resume(
     // Folded batches go back to be refilled: the decoder reuses their allocation and drops the
     // events there, leaving the folder nothing but folding.
     let (recycle, recycled) = mpsc::channel::<Vec<Decoded>>();
+    let mut fold = BulkFold::new(&mut projection.world);
     let decoded = std::thread::scope(|scope| {
         let decoder = std::thread::Builder::new()
             .name("omni-replay-decode".to_owned())
@@ -97,7 +98,7 @@ pub fn resume(
             for item in &batch {
                 match item {
                     Decoded::Event { position, event } => {
-                        apply(&mut projection.world, event);
+                        fold.apply(event);
                         projection.position = *position;
                         projection.events += 1;
                     }
@@ -113,6 +114,7 @@ pub fn resume(
         }
         decoder.join().expect("the decoding thread does not panic")
     });
+    drop(fold);
     decoded?;
     Ok(projection)
 }
