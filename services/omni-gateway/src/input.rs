@@ -1,0 +1,551 @@
+//! JSON and query strings → commands and queries: the one place where HTTP input is read, and
+//! where every error names the body field, path or query parameter or header at fault.
+//!
+//! Each endpoint declares its fields ([`Field`]); the same declarations are checked here
+//! (unknown names, missing required ones) and published in the OpenAPI document, so the two
+//! cannot disagree. Values are shape-checked only — a UUID is a UUID, a choice is one of its
+//! values; whether the command is allowed is the engine's judgement.
+
+use std::collections::HashMap;
+
+use omni_core::{
+    Actor, AgentId, Channel, Command, ConversationId, ConversationStatus, LinkEntity,
+    LinkedRecord, MediaAction, MediaKind, QueueId, RecordId, SessionNo, SessionRef, SupervisorId,
+    TransferTarget,
+};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// What a field holds, as the OpenAPI document describes it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    /// A hyphenated UUID string.
+    Uuid,
+    /// An integer from 1.
+    Number,
+    /// A non-negative integer (a log position).
+    Position,
+    /// An integer from 1 to [`omni_proto::MAX_PAGE_SIZE`].
+    PageSize,
+    Text,
+    TextList,
+    Flag,
+    /// One of these strings.
+    Choice(&'static [&'static str]),
+}
+
+/// A body field or a query parameter of an endpoint.
+#[derive(Clone, Copy, Debug)]
+pub struct Field {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub required: bool,
+    pub about: &'static str,
+}
+
+pub const fn required(name: &'static str, kind: Kind, about: &'static str) -> Field {
+    Field {
+        name,
+        kind,
+        required: true,
+        about,
+    }
+}
+
+pub const fn optional(name: &'static str, kind: Kind, about: &'static str) -> Field {
+    Field {
+        name,
+        kind,
+        required: false,
+        about,
+    }
+}
+
+/// The query parameter that may carry the token instead of the header (RFC 6750 §2.3); every
+/// endpoint accepts it.
+pub const ACCESS_TOKEN: &str = "access_token";
+/// The header a client sets to make a command retry-safe.
+pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+/// One request's input, checked against its endpoint's declared fields.
+#[derive(Debug)]
+pub struct Input {
+    /// The command's idempotency key: the `Idempotency-Key` header, else a fresh UUIDv7.
+    pub command_id: Uuid,
+    path: HashMap<String, String>,
+    query: HashMap<String, String>,
+    body: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Input {
+    /// Checks names: no parameter or field the endpoint does not declare, none given twice,
+    /// every required one present (and not null).
+    pub fn new(
+        command_id: Uuid,
+        path: HashMap<String, String>,
+        query: Vec<(String, String)>,
+        body: serde_json::Map<String, serde_json::Value>,
+        declared_query: &[Field],
+        declared_body: &[Field],
+    ) -> Result<Input, ApiError> {
+        let mut params = HashMap::new();
+        for (name, value) in query {
+            if name == ACCESS_TOKEN {
+                continue;
+            }
+            if !declared_query.iter().any(|f| f.name == name) {
+                return Err(ApiError::field(
+                    &name,
+                    format!("unknown query parameter '{name}'{}", expected(declared_query)),
+                ));
+            }
+            if params.insert(name.clone(), value).is_some() {
+                return Err(ApiError::field(&name, format!("'{name}' is given twice")));
+            }
+        }
+        for name in body.keys() {
+            if !declared_body.iter().any(|f| f.name == name) {
+                return Err(ApiError::field(
+                    name,
+                    format!("unknown field '{name}'{}", expected(declared_body)),
+                ));
+            }
+        }
+        for field in declared_body.iter().filter(|f| f.required) {
+            if body.get(field.name).is_none_or(serde_json::Value::is_null) {
+                return Err(ApiError::field(
+                    field.name,
+                    format!("'{}' is required: {}", field.name, field.about),
+                ));
+            }
+        }
+        Ok(Input {
+            command_id,
+            path,
+            query: params,
+            body,
+        })
+    }
+
+    // --- path ------------------------------------------------------------------------------
+
+    pub fn path_uuid(&self, name: &str) -> Result<Uuid, ApiError> {
+        let value = self.path.get(name).map(String::as_str).unwrap_or_default();
+        parse_uuid(name, value)
+    }
+
+    pub fn path_choice<T: Copy>(&self, name: &str, choices: &[(&str, T)]) -> Result<T, ApiError> {
+        let value = self.path.get(name).map(String::as_str).unwrap_or_default();
+        choose(name, value, choices)
+    }
+
+    // --- body ------------------------------------------------------------------------------
+
+    fn value(&self, name: &str) -> Option<&serde_json::Value> {
+        self.body.get(name).filter(|v| !v.is_null())
+    }
+
+    pub fn uuid(&self, name: &str) -> Result<Uuid, ApiError> {
+        self.optional_uuid(name)?.ok_or_else(|| missing(name))
+    }
+
+    pub fn optional_uuid(&self, name: &str) -> Result<Option<Uuid>, ApiError> {
+        self.value(name)
+            .map(|v| match v.as_str() {
+                Some(s) => parse_uuid(name, s),
+                None => Err(ApiError::field(
+                    name,
+                    format!("'{name}' must be a UUID string, not {v}"),
+                )),
+            })
+            .transpose()
+    }
+
+    pub fn number(&self, name: &str) -> Result<u32, ApiError> {
+        let value = self.value(name).ok_or_else(|| missing(name))?;
+        value
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|&n| n >= 1)
+            .ok_or_else(|| {
+                ApiError::field(name, format!("'{name}' must be an integer from 1, not {value}"))
+            })
+    }
+
+    pub fn text(&self, name: &str) -> Result<String, ApiError> {
+        let value = self.value(name).ok_or_else(|| missing(name))?;
+        value.as_str().map(str::to_owned).ok_or_else(|| {
+            ApiError::field(name, format!("'{name}' must be a string, not {value}"))
+        })
+    }
+
+    pub fn texts(&self, name: &str) -> Result<Vec<String>, ApiError> {
+        let Some(value) = self.value(name) else {
+            return Ok(Vec::new());
+        };
+        let not_strings =
+            || ApiError::field(name, format!("'{name}' must be an array of strings, not {value}"));
+        value
+            .as_array()
+            .ok_or_else(not_strings)?
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned).ok_or_else(not_strings))
+            .collect()
+    }
+
+    pub fn choice<T: Copy>(&self, name: &str, choices: &[(&str, T)]) -> Result<T, ApiError> {
+        let value = self.value(name).ok_or_else(|| missing(name))?;
+        match value.as_str() {
+            Some(s) => choose(name, s, choices),
+            None => Err(ApiError::field(
+                name,
+                format!("'{name}' must be a string, not {value}"),
+            )),
+        }
+    }
+
+    // --- query -----------------------------------------------------------------------------
+
+    pub fn query_uuid(&self, name: &str) -> Result<Option<Uuid>, ApiError> {
+        self.query.get(name).map(|v| parse_uuid(name, v)).transpose()
+    }
+
+    pub fn query_choice<T: Copy>(
+        &self,
+        name: &str,
+        choices: &[(&str, T)],
+    ) -> Result<Option<T>, ApiError> {
+        self.query
+            .get(name)
+            .map(|v| choose(name, v, choices))
+            .transpose()
+    }
+
+    pub fn query_flag(&self, name: &str) -> Result<bool, ApiError> {
+        match self.query.get(name).map(String::as_str) {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(other) => Err(ApiError::field(
+                name,
+                format!("'{name}' must be true or false, not '{other}'"),
+            )),
+        }
+    }
+
+    /// The log position a read must reflect (read your writes); 0 when not given.
+    pub fn min_position(&self) -> Result<u64, ApiError> {
+        self.query.get(MIN_POSITION.name).map_or(Ok(0), |v| {
+            v.parse().map_err(|_| {
+                ApiError::field(
+                    MIN_POSITION.name,
+                    format!("'min_position' must be a non-negative integer, not '{v}'"),
+                )
+            })
+        })
+    }
+
+    /// 1 to 1000; absent means [`omni_proto::DEFAULT_PAGE_SIZE`].
+    pub fn page_size(&self) -> Result<u32, ApiError> {
+        let Some(value) = self.query.get(PAGE_SIZE.name) else {
+            return Ok(omni_proto::DEFAULT_PAGE_SIZE as u32);
+        };
+        value
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=omni_proto::MAX_PAGE_SIZE as u32).contains(n))
+            .ok_or_else(|| {
+                ApiError::field(
+                    PAGE_SIZE.name,
+                    format!(
+                        "'page_size' must be an integer from 1 to {}, not '{value}'",
+                        omni_proto::MAX_PAGE_SIZE
+                    ),
+                )
+            })
+    }
+
+    /// The previous page's `next_page_token`.
+    pub fn page_token(&self) -> Result<Option<Uuid>, ApiError> {
+        self.query_uuid(PAGE_TOKEN.name)
+    }
+}
+
+fn expected(fields: &[Field]) -> String {
+    if fields.is_empty() {
+        " (this endpoint takes none)".to_owned()
+    } else {
+        let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+        format!(" (expected: {})", names.join(", "))
+    }
+}
+
+fn missing(name: &str) -> ApiError {
+    ApiError::field(name, format!("'{name}' is required"))
+}
+
+fn parse_uuid(name: &str, value: &str) -> Result<Uuid, ApiError> {
+    Uuid::try_parse(value)
+        .map_err(|_| ApiError::field(name, format!("'{name}': '{value}' is not a UUID")))
+}
+
+fn choose<T: Copy>(name: &str, value: &str, choices: &[(&str, T)]) -> Result<T, ApiError> {
+    choices
+        .iter()
+        .find(|(label, _)| *label == value)
+        .map(|&(_, v)| v)
+        .ok_or_else(|| {
+            let labels: Vec<&str> = choices.iter().map(|(label, _)| *label).collect();
+            ApiError::field(
+                name,
+                format!("'{name}': '{value}' is not one of {}", labels.join(", ")),
+            )
+        })
+}
+
+// --- vocabularies ------------------------------------------------------------------------------
+
+/// `LiveChat` → `live_chat`: the names enum values have in the API.
+pub fn snake_name(debug: &str) -> String {
+    let mut name = String::with_capacity(debug.len() + 4);
+    for (i, c) in debug.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                name.push('_');
+            }
+            name.push(c.to_ascii_lowercase());
+        } else {
+            name.push(c);
+        }
+    }
+    name
+}
+
+/// Every value of a coded vocabulary with its API name.
+fn named<T: Copy + std::fmt::Debug>(all: &[T]) -> Vec<(String, T)> {
+    all.iter().map(|&v| (snake_name(&format!("{v:?}")), v)).collect()
+}
+
+pub fn statuses() -> Vec<(String, ConversationStatus)> {
+    named(ConversationStatus::ALL)
+}
+
+pub fn channels() -> Vec<(String, Channel)> {
+    named(Channel::ALL)
+}
+
+pub fn base_statuses() -> Vec<(String, omni_core::BaseStatus)> {
+    named(omni_core::BaseStatus::ALL)
+}
+
+/// Borrowed view of an owned vocabulary, for [`Input::query_choice`].
+pub fn borrowed<T: Copy>(owned: &[(String, T)]) -> Vec<(&str, T)> {
+    owned.iter().map(|(name, v)| (name.as_str(), *v)).collect()
+}
+
+pub const ENTITIES: &[&str] = &["account", "contact", "incident"];
+pub const MEDIA_ACTIONS: &[&str] = &["start", "pause", "resume", "stop"];
+const MEDIA_ACTION_VALUES: &[(&str, MediaAction)] = &[
+    ("start", MediaAction::Start),
+    ("pause", MediaAction::Pause),
+    ("resume", MediaAction::Resume),
+    ("stop", MediaAction::Stop),
+];
+
+fn entity_choices() -> Vec<(&'static str, LinkEntity)> {
+    LinkEntity::ALL
+        .iter()
+        .map(|&e| (e.logical_name(), e))
+        .collect()
+}
+
+// --- common parameters -------------------------------------------------------------------------
+
+pub const MIN_POSITION: Field = optional(
+    "min_position",
+    Kind::Position,
+    "answer only once the read model has folded this log position (a command's `position`): read your writes",
+);
+pub const PAGE_SIZE: Field = optional("page_size", Kind::PageSize, "1 to 1000; default 100");
+pub const PAGE_TOKEN: Field = optional(
+    "page_token",
+    Kind::Uuid,
+    "the previous page's `next_page_token`",
+);
+
+// --- commands ------------------------------------------------------------------------------------
+
+/// A command and who asks for it.
+pub type Prepared = (Actor, Command);
+
+/// Builds an endpoint's command from its checked input.
+pub type Build = fn(&Input) -> Result<Prepared, ApiError>;
+
+fn conversation(input: &Input) -> Result<ConversationId, ApiError> {
+    input.path_uuid("conversation_id").map(ConversationId)
+}
+
+fn path_agent(input: &Input) -> Result<AgentId, ApiError> {
+    input.path_uuid("agent_id").map(AgentId)
+}
+
+fn agent(input: &Input) -> Result<AgentId, ApiError> {
+    input.uuid("agent_id").map(AgentId)
+}
+
+fn session(input: &Input) -> Result<SessionRef, ApiError> {
+    Ok(SessionRef {
+        conversation: conversation(input)?,
+        number: SessionNo(input.number("session_number")?),
+    })
+}
+
+pub const AGENT_ID: Field = required("agent_id", Kind::Uuid, "the agent who acts");
+pub const SESSION_NUMBER: Field = required(
+    "session_number",
+    Kind::Number,
+    "the session of the offer (from the incoming_session_request notification or the conversation's sessions)",
+);
+
+macro_rules! builders {
+    ($($(#[$doc:meta])* $name:ident($input:ident) => $body:expr;)+) => {$(
+        $(#[$doc])*
+        pub fn $name($input: &Input) -> Result<Prepared, ApiError> {
+            $body
+        }
+    )+};
+}
+
+builders! {
+    accept(i) => Ok((Actor::Agent(agent(i)?), Command::Accept { agent: agent(i)?, session: session(i)? }));
+    reject(i) => Ok((Actor::Agent(agent(i)?), Command::Reject { agent: agent(i)?, session: session(i)? }));
+    focus(i) => Ok((Actor::Agent(agent(i)?), Command::Focus { agent: agent(i)?, session: session(i)? }));
+    pick(i) => Ok((Actor::Agent(agent(i)?), Command::Pick { agent: agent(i)?, conversation: conversation(i)? }));
+    end(i) => Ok((Actor::Agent(agent(i)?), Command::End { agent: agent(i)?, conversation: conversation(i)? }));
+    close_session(i) => Ok((Actor::Agent(agent(i)?), Command::CloseSession { agent: agent(i)?, conversation: conversation(i)? }));
+    resume_waiting(i) => Ok((Actor::Agent(agent(i)?), Command::ResumeWaiting { agent: agent(i)?, conversation: conversation(i)? }));
+    complete_wrap_up(i) => Ok((Actor::Agent(agent(i)?), Command::CompleteWrapUp { agent: agent(i)?, conversation: conversation(i)? }));
+    hold(i) => Ok((Actor::Agent(agent(i)?), Command::Hold { agent: agent(i)?, conversation: conversation(i)? }));
+    unhold(i) => Ok((Actor::Agent(agent(i)?), Command::Unhold { agent: agent(i)?, conversation: conversation(i)? }));
+    start_consult(i) => Ok((Actor::Agent(agent(i)?), Command::StartConsult {
+        agent: agent(i)?,
+        conversation: conversation(i)?,
+        consultant: AgentId(i.uuid("consultant_id")?),
+    }));
+    end_consult(i) => Ok((Actor::Agent(agent(i)?), Command::EndConsult {
+        agent: agent(i)?,
+        conversation: conversation(i)?,
+        consultant: AgentId(i.uuid("consultant_id")?),
+    }));
+    /// Exactly one of `target_agent_id` and `target_queue_id`.
+    transfer(i) => {
+        let target = match (i.optional_uuid("target_agent_id")?, i.optional_uuid("target_queue_id")?) {
+            (Some(a), None) => TransferTarget::Agent(AgentId(a)),
+            (None, Some(q)) => TransferTarget::Queue(QueueId(q)),
+            _ => return Err(ApiError::field(
+                "target_agent_id",
+                "give exactly one of 'target_agent_id' and 'target_queue_id'",
+            )),
+        };
+        Ok((Actor::Agent(agent(i)?), Command::Transfer { agent: agent(i)?, conversation: conversation(i)?, target }))
+    };
+    recording(i) => media(i, MediaKind::Recording);
+    transcription(i) => media(i, MediaKind::Transcription);
+    link(i) => {
+        let agent = agent(i)?;
+        Ok((Actor::Agent(agent), Command::Link {
+            agent,
+            conversation: Some(conversation(i)?),
+            record: LinkedRecord {
+                entity: i.choice("entity_logical_name", &entity_choices())?,
+                record: RecordId(i.uuid("record_id")?),
+            },
+        }))
+    };
+    unlink(i) => {
+        let agent = agent(i)?;
+        Ok((Actor::Agent(agent), Command::Unlink {
+            agent,
+            conversation: Some(conversation(i)?),
+            entity: i.choice("entity_logical_name", &entity_choices())?,
+            record: RecordId(i.uuid("record_id")?),
+        }))
+    };
+    /// `Microsoft.Omnichannel.linkToConversation(entityLogicalName, recordId, conversationId?)`
+    /// with the JavaScript API's names; without `conversationId`, the agent's focused one.
+    link_to_conversation(i) => {
+        let agent = AgentId(i.uuid("agentId")?);
+        Ok((Actor::Agent(agent), Command::Link {
+            agent,
+            conversation: i.optional_uuid("conversationId")?.map(ConversationId),
+            record: LinkedRecord {
+                entity: i.choice("entityLogicalName", &entity_choices())?,
+                record: RecordId(i.uuid("recordId")?),
+            },
+        }))
+    };
+    /// `unlinkFromConversation`, named like `linkToConversation`.
+    unlink_from_conversation(i) => {
+        let agent = AgentId(i.uuid("agentId")?);
+        Ok((Actor::Agent(agent), Command::Unlink {
+            agent,
+            conversation: i.optional_uuid("conversationId")?.map(ConversationId),
+            entity: i.choice("entityLogicalName", &entity_choices())?,
+            record: RecordId(i.uuid("recordId")?),
+        }))
+    };
+    /// Without `conversation_id` the conversation takes the command's id (the
+    /// `Idempotency-Key`), so a retried start names the same conversation.
+    start_conversation(i) => Ok((Actor::Customer, Command::StartConversation {
+        conversation: ConversationId(i.optional_uuid("conversation_id")?.unwrap_or(i.command_id)),
+        queue: QueueId(i.uuid("queue_id")?),
+        skills: i.texts("skills")?,
+        customer: i.text("customer")?,
+    }));
+    customer_message(i) => Ok((Actor::Customer, Command::CustomerMessage { conversation: conversation(i)? }));
+    customer_end(i) => Ok((Actor::Customer, Command::CustomerEnd { conversation: conversation(i)? }));
+    customer_disconnect(i) => Ok((Actor::Customer, Command::CustomerDisconnect { conversation: conversation(i)? }));
+    customer_reconnect(i) => Ok((Actor::Customer, Command::CustomerReconnect { conversation: conversation(i)? }));
+    supervisor_assign(i) => {
+        let supervisor = SupervisorId(i.uuid("supervisor_id")?);
+        Ok((Actor::Supervisor(supervisor), Command::SupervisorAssign {
+            supervisor,
+            conversation: conversation(i)?,
+            agent: agent(i)?,
+        }))
+    };
+    force_close(i) => {
+        let supervisor = SupervisorId(i.uuid("supervisor_id")?);
+        Ok((Actor::Supervisor(supervisor), Command::ForceClose { supervisor, conversation: conversation(i)? }))
+    };
+    /// A CRM resolved a case: the system closes what is linked to it.
+    resolve_case(i) => Ok((Actor::System, Command::ResolveCase { record: RecordId(i.path_uuid("record_id")?) }));
+    sign_in(i) => Ok((Actor::Agent(path_agent(i)?), Command::SignIn { agent: path_agent(i)? }));
+    sign_out(i) => Ok((Actor::Agent(path_agent(i)?), Command::SignOut { agent: path_agent(i)? }));
+    disconnect(i) => Ok((Actor::Agent(path_agent(i)?), Command::Disconnect { agent: path_agent(i)? }));
+    reconnect(i) => Ok((Actor::Agent(path_agent(i)?), Command::Reconnect { agent: path_agent(i)? }));
+}
+
+/// Recording or transcription control: the actor is the agent (`agent_id`) or a supervisor
+/// (`supervisor_id`), exactly one; the engine checks that an agent is the primary one.
+fn media(i: &Input, media: MediaKind) -> Result<Prepared, ApiError> {
+    let actor = match (i.optional_uuid("agent_id")?, i.optional_uuid("supervisor_id")?) {
+        (Some(a), None) => Actor::Agent(AgentId(a)),
+        (None, Some(s)) => Actor::Supervisor(SupervisorId(s)),
+        _ => {
+            return Err(ApiError::field(
+                "agent_id",
+                "give exactly one of 'agent_id' and 'supervisor_id'",
+            ));
+        }
+    };
+    Ok((
+        actor,
+        Command::Media {
+            actor,
+            conversation: conversation(i)?,
+            media,
+            action: i.path_choice("action", MEDIA_ACTION_VALUES)?,
+        },
+    ))
+}
