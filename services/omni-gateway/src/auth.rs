@@ -159,7 +159,11 @@ mod tests {
 
     #[test]
     fn only_a_whole_configured_token_is_a_caller() {
-        let guard = Guard::new(vec!["secret".into(), "other".into()], RateLimit::default(), &[]);
+        let guard = Guard::new(
+            vec!["secret".into(), "other".into()],
+            RateLimit::default(),
+            &[],
+        );
         assert_eq!(guard.caller("other"), Some(1));
         assert_eq!(guard.caller("secre"), None);
         assert_eq!(guard.caller("secrets"), None);

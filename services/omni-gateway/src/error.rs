@@ -108,9 +108,11 @@ impl ApiError {
                 "UNAVAILABLE",
                 format!("the engine is not answering: {error}"),
             ),
-            BusError::BadReply { .. } | BusError::Internal(_) => {
-                ApiError::new(StatusCode::BAD_GATEWAY, "BAD_ENGINE_REPLY", error.to_string())
-            }
+            BusError::BadReply { .. } | BusError::Internal(_) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "BAD_ENGINE_REPLY",
+                error.to_string(),
+            ),
         }
     }
 

@@ -9,9 +9,8 @@
 use std::collections::HashMap;
 
 use omni_core::{
-    Actor, AgentId, Channel, Command, ConversationId, ConversationStatus, LinkEntity,
-    LinkedRecord, MediaAction, MediaKind, QueueId, RecordId, SessionNo, SessionRef, SupervisorId,
-    TransferTarget,
+    Actor, AgentId, Channel, Command, ConversationId, ConversationStatus, LinkEntity, LinkedRecord,
+    MediaAction, MediaKind, QueueId, RecordId, SessionNo, SessionRef, SupervisorId, TransferTarget,
 };
 use uuid::Uuid;
 
@@ -79,8 +78,9 @@ pub struct Input {
 }
 
 impl Input {
-    /// Checks names: no parameter or field the endpoint does not declare, none given twice,
-    /// every required one present (and not null).
+    /// Checks the input against the endpoint's declarations: no parameter or field it does
+    /// not declare, none given twice, every required one present (and not null), every value
+    /// of its declared kind.
     pub fn new(
         command_id: Uuid,
         path: HashMap<String, String>,
@@ -97,20 +97,27 @@ impl Input {
             if !declared_query.iter().any(|f| f.name == name) {
                 return Err(ApiError::field(
                     &name,
-                    format!("unknown query parameter '{name}'{}", expected(declared_query)),
+                    format!(
+                        "unknown query parameter '{name}'{}",
+                        expected(declared_query)
+                    ),
                 ));
+            }
+            if let Some(field) = declared_query.iter().find(|f| f.name == name) {
+                check_text(field, &value)?;
             }
             if params.insert(name.clone(), value).is_some() {
                 return Err(ApiError::field(&name, format!("'{name}' is given twice")));
             }
         }
-        for name in body.keys() {
-            if !declared_body.iter().any(|f| f.name == name) {
+        for (name, value) in &body {
+            let Some(field) = declared_body.iter().find(|f| f.name == name) else {
                 return Err(ApiError::field(
                     name,
                     format!("unknown field '{name}'{}", expected(declared_body)),
                 ));
-            }
+            };
+            check_json(field, value)?;
         }
         for field in declared_body.iter().filter(|f| f.required) {
             if body.get(field.name).is_none_or(serde_json::Value::is_null) {
@@ -169,23 +176,31 @@ impl Input {
             .and_then(|n| u32::try_from(n).ok())
             .filter(|&n| n >= 1)
             .ok_or_else(|| {
-                ApiError::field(name, format!("'{name}' must be an integer from 1, not {value}"))
+                ApiError::field(
+                    name,
+                    format!("'{name}' must be an integer from 1, not {value}"),
+                )
             })
     }
 
     pub fn text(&self, name: &str) -> Result<String, ApiError> {
         let value = self.value(name).ok_or_else(|| missing(name))?;
-        value.as_str().map(str::to_owned).ok_or_else(|| {
-            ApiError::field(name, format!("'{name}' must be a string, not {value}"))
-        })
+        value
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| ApiError::field(name, format!("'{name}' must be a string, not {value}")))
     }
 
     pub fn texts(&self, name: &str) -> Result<Vec<String>, ApiError> {
         let Some(value) = self.value(name) else {
             return Ok(Vec::new());
         };
-        let not_strings =
-            || ApiError::field(name, format!("'{name}' must be an array of strings, not {value}"));
+        let not_strings = || {
+            ApiError::field(
+                name,
+                format!("'{name}' must be an array of strings, not {value}"),
+            )
+        };
         value
             .as_array()
             .ok_or_else(not_strings)?
@@ -208,7 +223,10 @@ impl Input {
     // --- query -----------------------------------------------------------------------------
 
     pub fn query_uuid(&self, name: &str) -> Result<Option<Uuid>, ApiError> {
-        self.query.get(name).map(|v| parse_uuid(name, v)).transpose()
+        self.query
+            .get(name)
+            .map(|v| parse_uuid(name, v))
+            .transpose()
     }
 
     pub fn query_choice<T: Copy>(
@@ -271,6 +289,68 @@ impl Input {
     }
 }
 
+/// A query parameter's text against its kind.
+fn check_text(field: &Field, value: &str) -> Result<(), ApiError> {
+    let name = field.name;
+    let ok = match field.kind {
+        Kind::Uuid => return parse_uuid(name, value).map(drop),
+        Kind::Choice(values) => {
+            return choose(
+                name,
+                value,
+                &values.iter().map(|v| (*v, ())).collect::<Vec<_>>(),
+            );
+        }
+        Kind::Number => value.parse::<u32>().is_ok_and(|n| n >= 1),
+        Kind::Position => value.parse::<u64>().is_ok(),
+        Kind::PageSize => value
+            .parse::<usize>()
+            .is_ok_and(|n| (1..=omni_proto::MAX_PAGE_SIZE).contains(&n)),
+        Kind::Flag => value == "true" || value == "false",
+        Kind::Text | Kind::TextList => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::field(
+            name,
+            format!("'{name}' must be {}, not '{value}'", kind_name(field.kind)),
+        ))
+    }
+}
+
+/// A body field's JSON value against its kind (null is "not given").
+fn check_json(field: &Field, value: &serde_json::Value) -> Result<(), ApiError> {
+    use serde_json::Value as V;
+    let name = field.name;
+    match (field.kind, value) {
+        (_, V::Null) => Ok(()),
+        (Kind::Uuid | Kind::Choice(_), V::String(text)) => check_text(field, text),
+        (Kind::Text, V::String(_)) | (Kind::Flag, V::Bool(_)) => Ok(()),
+        (Kind::TextList, V::Array(items)) if items.iter().all(V::is_string) => Ok(()),
+        (Kind::Number | Kind::Position | Kind::PageSize, V::Number(n)) => {
+            check_text(field, &n.to_string())
+        }
+        _ => Err(ApiError::field(
+            name,
+            format!("'{name}' must be {}, not {value}", kind_name(field.kind)),
+        )),
+    }
+}
+
+fn kind_name(kind: Kind) -> String {
+    match kind {
+        Kind::Uuid => "a UUID string".to_owned(),
+        Kind::Number => "an integer from 1".to_owned(),
+        Kind::Position => "a non-negative integer".to_owned(),
+        Kind::PageSize => format!("an integer from 1 to {}", omni_proto::MAX_PAGE_SIZE),
+        Kind::Text => "a string".to_owned(),
+        Kind::TextList => "an array of strings".to_owned(),
+        Kind::Flag => "true or false".to_owned(),
+        Kind::Choice(values) => format!("one of {}", values.join(", ")),
+    }
+}
+
 fn expected(fields: &[Field]) -> String {
     if fields.is_empty() {
         " (this endpoint takes none)".to_owned()
@@ -323,7 +403,9 @@ pub fn snake_name(debug: &str) -> String {
 
 /// Every value of a coded vocabulary with its API name.
 fn named<T: Copy + std::fmt::Debug>(all: &[T]) -> Vec<(String, T)> {
-    all.iter().map(|&v| (snake_name(&format!("{v:?}")), v)).collect()
+    all.iter()
+        .map(|&v| (snake_name(&format!("{v:?}")), v))
+        .collect()
 }
 
 pub fn statuses() -> Vec<(String, ConversationStatus)> {
@@ -529,7 +611,10 @@ builders! {
 /// Recording or transcription control: the actor is the agent (`agent_id`) or a supervisor
 /// (`supervisor_id`), exactly one; the engine checks that an agent is the primary one.
 fn media(i: &Input, media: MediaKind) -> Result<Prepared, ApiError> {
-    let actor = match (i.optional_uuid("agent_id")?, i.optional_uuid("supervisor_id")?) {
+    let actor = match (
+        i.optional_uuid("agent_id")?,
+        i.optional_uuid("supervisor_id")?,
+    ) {
         (Some(a), None) => Actor::Agent(AgentId(a)),
         (None, Some(s)) => Actor::Supervisor(SupervisorId(s)),
         _ => {

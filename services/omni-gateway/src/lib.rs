@@ -171,7 +171,10 @@ pub async fn run(
     client: async_nats::Client,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), GatewayError> {
-    bind(config).await?.serve(client, Router::new(), shutdown).await
+    bind(config)
+        .await?
+        .serve(client, Router::new(), shutdown)
+        .await
 }
 
 /// Every (method, path) the gateway itself serves, in OpenAPI's spelling (`post`,
@@ -229,9 +232,7 @@ fn app(config: &Config, bus: Bus, extra: Router) -> Router {
             }),
         )
         .merge(extra)
-        .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route")
-        })
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route") })
         .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(axum::middleware::from_fn_with_state(guard, auth::authorize))
         .layer(axum::middleware::map_response(error::json_errors))
@@ -263,9 +264,18 @@ mod tests {
     fn documented_choices_are_the_cores_vocabularies() {
         let doc = openapi::document();
         let conversations = "/v1/conversations";
-        assert_eq!(choices(&doc, conversations, "channel"), names(input::channels()));
-        assert_eq!(choices(&doc, conversations, "status"), names(input::statuses()));
-        assert_eq!(choices(&doc, "/v1/agents", "presence"), names(input::base_statuses()));
+        assert_eq!(
+            choices(&doc, conversations, "channel"),
+            names(input::channels())
+        );
+        assert_eq!(
+            choices(&doc, conversations, "status"),
+            names(input::statuses())
+        );
+        assert_eq!(
+            choices(&doc, "/v1/agents", "presence"),
+            names(input::base_statuses())
+        );
     }
 
     #[test]

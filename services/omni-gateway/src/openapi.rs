@@ -69,7 +69,11 @@ fn body(fields: &[Field]) -> Value {
             (f.name.to_owned(), s)
         })
         .collect();
-    let required: Vec<&str> = fields.iter().filter(|f| f.required).map(|f| f.name).collect();
+    let required: Vec<&str> = fields
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| f.name)
+        .collect();
     json!({
         "required": true,
         "content": {"application/json": {"schema": {
@@ -115,15 +119,27 @@ fn operation(endpoint: &Endpoint) -> Value {
         }),
     );
     let mut errors = vec![
-        ("400", "bad input: the field, parameter or header is named in `field`"),
+        (
+            "400",
+            "bad input: the field, parameter or header is named in `field`",
+        ),
         ("401", "no token, or not a valid one"),
-        ("404", "an unknown conversation, agent, queue, workstream or session"),
+        (
+            "404",
+            "an unknown conversation, agent, queue, workstream or session",
+        ),
         ("429", "this token's rate limit; see Retry-After"),
-        ("503", "the engine is unavailable or its read model behind; see Retry-After"),
+        (
+            "503",
+            "the engine is unavailable or its read model behind; see Retry-After",
+        ),
     ];
     if endpoint.verb != Verb::Get {
         errors.extend([
-            ("409", "the engine refused the command: `code` is its RejectionCode, `message` its reason"),
+            (
+                "409",
+                "the engine refused the command: `code` is its RejectionCode, `message` its reason",
+            ),
             ("413", "the body is over the size limit"),
             ("415", "the body is not application/json"),
             ("422", "an unknown presence id"),

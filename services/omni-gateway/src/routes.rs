@@ -269,107 +269,350 @@ const LIST_AGENTS: &[Field] = &[
 /// Every endpoint but `/openapi.json`.
 pub static ENDPOINTS: &[Endpoint] = &[
     // --- conversations: reads ---
-    read(Verb::Get, "/v1/conversations", "listConversations", CONVERSATIONS,
+    read(
+        Verb::Get,
+        "/v1/conversations",
+        "listConversations",
+        CONVERSATIONS,
         "Conversations matching every filter, by id, a page at a time (follow next_page_token)",
-        LIST_CONVERSATIONS, &[], (list_conversations, "ConversationPage")),
-    read(Verb::Get, "/v1/conversations/{conversation_id}", "getConversation", CONVERSATIONS,
-        "One conversation with its sessions", ONLY_MIN_POSITION, &[],
-        (get_conversation, "Conversation")),
+        LIST_CONVERSATIONS,
+        &[],
+        (list_conversations, "ConversationPage"),
+    ),
+    read(
+        Verb::Get,
+        "/v1/conversations/{conversation_id}",
+        "getConversation",
+        CONVERSATIONS,
+        "One conversation with its sessions",
+        ONLY_MIN_POSITION,
+        &[],
+        (get_conversation, "Conversation"),
+    ),
     // --- conversations: customers and channels ---
-    command("/v1/conversations", "startConversation", CONVERSATIONS,
+    command(
+        "/v1/conversations",
+        "startConversation",
+        CONVERSATIONS,
         "A customer arrives: start a conversation in a queue (201; the router offers it)",
-        START, input::start_conversation),
-    command("/v1/conversations/{conversation_id}/customer/message", "customerMessage", CONVERSATIONS,
-        "The customer wrote", &[], input::customer_message),
-    command("/v1/conversations/{conversation_id}/customer/end", "customerEnd", CONVERSATIONS,
-        "The customer ended the conversation", &[], input::customer_end),
-    command("/v1/conversations/{conversation_id}/customer/disconnect", "customerDisconnect", CONVERSATIONS,
-        "The customer's connection dropped", &[], input::customer_disconnect),
-    command("/v1/conversations/{conversation_id}/customer/reconnect", "customerReconnect", CONVERSATIONS,
-        "The customer is back within the reconnect window", &[], input::customer_reconnect),
+        START,
+        input::start_conversation,
+    ),
+    command(
+        "/v1/conversations/{conversation_id}/customer/message",
+        "customerMessage",
+        CONVERSATIONS,
+        "The customer wrote",
+        &[],
+        input::customer_message,
+    ),
+    command(
+        "/v1/conversations/{conversation_id}/customer/end",
+        "customerEnd",
+        CONVERSATIONS,
+        "The customer ended the conversation",
+        &[],
+        input::customer_end,
+    ),
+    command(
+        "/v1/conversations/{conversation_id}/customer/disconnect",
+        "customerDisconnect",
+        CONVERSATIONS,
+        "The customer's connection dropped",
+        &[],
+        input::customer_disconnect,
+    ),
+    command(
+        "/v1/conversations/{conversation_id}/customer/reconnect",
+        "customerReconnect",
+        CONVERSATIONS,
+        "The customer is back within the reconnect window",
+        &[],
+        input::customer_reconnect,
+    ),
     // --- conversations: agent desktop ---
-    command("/v1/conversations/{conversation_id}/accept", "accept", CONVERSATIONS,
-        "Accept an offer", AGENT_SESSION, input::accept),
-    command("/v1/conversations/{conversation_id}/reject", "reject", CONVERSATIONS,
-        "Reject an offer", AGENT_SESSION, input::reject),
-    command("/v1/conversations/{conversation_id}/focus", "focus", CONVERSATIONS,
-        "Focus a session tab (clears its unread count)", AGENT_SESSION, input::focus),
-    command("/v1/conversations/{conversation_id}/pick", "pick", CONVERSATIONS,
-        "Pick an Open conversation from a pick-mode queue", AGENT_ONLY, input::pick),
-    command("/v1/conversations/{conversation_id}/end", "end", CONVERSATIONS,
-        "End the conversation (wrap-up)", AGENT_ONLY, input::end),
-    command("/v1/conversations/{conversation_id}/close-session", "closeSession", CONVERSATIONS,
-        "Close the session without ending (persistent channels: Waiting)", AGENT_ONLY,
-        input::close_session),
-    command("/v1/conversations/{conversation_id}/resume", "resumeWaiting", CONVERSATIONS,
-        "The last primary agent takes a Waiting conversation back", AGENT_ONLY,
-        input::resume_waiting),
-    command("/v1/conversations/{conversation_id}/complete-wrap-up", "completeWrapUp", CONVERSATIONS,
-        "Finish wrap-up: the conversation closes", AGENT_ONLY, input::complete_wrap_up),
-    command("/v1/conversations/{conversation_id}/transfer", "transfer", CONVERSATIONS,
-        "Transfer to an agent or a queue", TRANSFER, input::transfer),
-    command("/v1/conversations/{conversation_id}/consult/start", "startConsult", CONVERSATIONS,
-        "Start a consult with another agent", CONSULT, input::start_consult),
-    command("/v1/conversations/{conversation_id}/consult/end", "endConsult", CONVERSATIONS,
-        "End a consult (the primary agent or the consultant)", CONSULT, input::end_consult),
-    command("/v1/conversations/{conversation_id}/hold", "hold", CONVERSATIONS,
-        "Put the call on hold", AGENT_ONLY, input::hold),
-    command("/v1/conversations/{conversation_id}/unhold", "unhold", CONVERSATIONS,
-        "Resume the held call", AGENT_ONLY, input::unhold),
-    command("/v1/conversations/{conversation_id}/recording/{action}", "recording", CONVERSATIONS,
-        "Start, pause, resume or stop the call's recording", MEDIA, input::recording),
-    command("/v1/conversations/{conversation_id}/transcription/{action}", "transcription", CONVERSATIONS,
-        "Start, pause, resume or stop the call's transcription", MEDIA, input::transcription),
-    command("/v1/conversations/{conversation_id}/link", "link", CONVERSATIONS,
+    command(
+        "/v1/conversations/{conversation_id}/accept",
+        "accept",
+        CONVERSATIONS,
+        "Accept an offer",
+        AGENT_SESSION,
+        input::accept,
+    ),
+    command(
+        "/v1/conversations/{conversation_id}/reject",
+        "reject",
+        CONVERSATIONS,
+        "Reject an offer",
+        AGENT_SESSION,
+        input::reject,
+    ),
+    command(
+        "/v1/conversations/{conversation_id}/focus",
+        "focus",
+        CONVERSATIONS,
+        "Focus a session tab (clears its unread count)",
+        AGENT_SESSION,
+        input::focus,
+    ),
+    command(
+        "/v1/conversations/{conversation_id}/pick",
+        "pick",
+        CONVERSATIONS,
+        "Pick an Open conversation from a pick-mode queue",
+        AGENT_ONLY,
+        input::pick,
+    ),
+    command(
+        "/v1/conversations/{conversation_id}/end",
+        "end",
+        CONVERSATIONS,
+        "End the conversation (wrap-up)",
+        AGENT_ONLY,
+        input::end,
+    ),
+    command(
+        "/v1/conversations/{conversation_id}/close-session",
+        "closeSession",
+        CONVERSATIONS,
+        "Close the session without ending (persistent channels: Waiting)",
+        AGENT_ONLY,
+        input::close_session,
+    ),
+    command(
+        "/v1/conversations/{conversation_id}/resume",
+        "resumeWaiting",
+        CONVERSATIONS,
+        "The last primary agent takes a Waiting conversation back",
+        AGENT_ONLY,
+        input::resume_waiting,
+    ),
+    command(
+        "/v1/conversations/{conversation_id}/complete-wrap-up",
+        "completeWrapUp",
+        CONVERSATIONS,
+        "Finish wrap-up: the conversation closes",
+        AGENT_ONLY,
+        input::complete_wrap_up,
+    ),
+    command(
+        "/v1/conversations/{conversation_id}/transfer",
+        "transfer",
+        CONVERSATIONS,
+        "Transfer to an agent or a queue",
+        TRANSFER,
+        input::transfer,
+    ),
+    command(
+        "/v1/conversations/{conversation_id}/consult/start",
+        "startConsult",
+        CONVERSATIONS,
+        "Start a consult with another agent",
+        CONSULT,
+        input::start_consult,
+    ),
+    command(
+        "/v1/conversations/{conversation_id}/consult/end",
+        "endConsult",
+        CONVERSATIONS,
+        "End a consult (the primary agent or the consultant)",
+        CONSULT,
+        input::end_consult,
+    ),
+    command(
+        "/v1/conversations/{conversation_id}/hold",
+        "hold",
+        CONVERSATIONS,
+        "Put the call on hold",
+        AGENT_ONLY,
+        input::hold,
+    ),
+    command(
+        "/v1/conversations/{conversation_id}/unhold",
+        "unhold",
+        CONVERSATIONS,
+        "Resume the held call",
+        AGENT_ONLY,
+        input::unhold,
+    ),
+    command(
+        "/v1/conversations/{conversation_id}/recording/{action}",
+        "recording",
+        CONVERSATIONS,
+        "Start, pause, resume or stop the call's recording",
+        MEDIA,
+        input::recording,
+    ),
+    command(
+        "/v1/conversations/{conversation_id}/transcription/{action}",
+        "transcription",
+        CONVERSATIONS,
+        "Start, pause, resume or stop the call's transcription",
+        MEDIA,
+        input::transcription,
+    ),
+    command(
+        "/v1/conversations/{conversation_id}/link",
+        "link",
+        CONVERSATIONS,
         "Link an account, contact or incident (Active conversations; a new customer or case replaces the old)",
-        LINK, input::link),
-    command("/v1/conversations/{conversation_id}/unlink", "unlink", CONVERSATIONS,
-        "Unlink a record", LINK, input::unlink),
-    command("/v1/linkToConversation", "linkToConversation", CONVERSATIONS,
+        LINK,
+        input::link,
+    ),
+    command(
+        "/v1/conversations/{conversation_id}/unlink",
+        "unlink",
+        CONVERSATIONS,
+        "Unlink a record",
+        LINK,
+        input::unlink,
+    ),
+    command(
+        "/v1/linkToConversation",
+        "linkToConversation",
+        CONVERSATIONS,
         "linkToConversation(entityLogicalName, recordId, conversationId?) of the JavaScript API",
-        LINK_SEED, input::link_to_conversation),
-    command("/v1/unlinkFromConversation", "unlinkFromConversation", CONVERSATIONS,
-        "unlinkFromConversation(entityLogicalName, recordId, conversationId?)", LINK_SEED,
-        input::unlink_from_conversation),
+        LINK_SEED,
+        input::link_to_conversation,
+    ),
+    command(
+        "/v1/unlinkFromConversation",
+        "unlinkFromConversation",
+        CONVERSATIONS,
+        "unlinkFromConversation(entityLogicalName, recordId, conversationId?)",
+        LINK_SEED,
+        input::unlink_from_conversation,
+    ),
     // --- conversations: supervision ---
-    command("/v1/conversations/{conversation_id}/assign", "supervisorAssign", CONVERSATIONS,
-        "A supervisor offers the conversation to an agent", SUPERVISOR_ASSIGN,
-        input::supervisor_assign),
-    command("/v1/conversations/{conversation_id}/force-close", "forceClose", CONVERSATIONS,
-        "A supervisor closes the conversation", SUPERVISOR, input::force_close),
-    command("/v1/cases/{record_id}/resolve", "resolveCase", CASES,
-        "A case was resolved in the CRM: the conversations linked to it close", &[],
-        input::resolve_case),
+    command(
+        "/v1/conversations/{conversation_id}/assign",
+        "supervisorAssign",
+        CONVERSATIONS,
+        "A supervisor offers the conversation to an agent",
+        SUPERVISOR_ASSIGN,
+        input::supervisor_assign,
+    ),
+    command(
+        "/v1/conversations/{conversation_id}/force-close",
+        "forceClose",
+        CONVERSATIONS,
+        "A supervisor closes the conversation",
+        SUPERVISOR,
+        input::force_close,
+    ),
+    command(
+        "/v1/cases/{record_id}/resolve",
+        "resolveCase",
+        CASES,
+        "A case was resolved in the CRM: the conversations linked to it close",
+        &[],
+        input::resolve_case,
+    ),
     // --- agents ---
-    read(Verb::Get, "/v1/agents", "listAgents", AGENTS,
+    read(
+        Verb::Get,
+        "/v1/agents",
+        "listAgents",
+        AGENTS,
         "Agents matching every filter, by id, a page at a time (follow next_page_token)",
-        LIST_AGENTS, &[], (list_agents, "AgentPage")),
-    read(Verb::Get, "/v1/agents/{agent_id}", "getAgent", AGENTS,
-        "One agent: presence, capacity, queues, open conversations", ONLY_MIN_POSITION, &[],
-        (get_agent, "Agent")),
-    command("/v1/agents/{agent_id}/sign-in", "signIn", AGENTS, "Sign in", &[], input::sign_in),
-    command("/v1/agents/{agent_id}/sign-out", "signOut", AGENTS,
-        "Sign out (refused while handling conversations)", &[], input::sign_out),
-    command("/v1/agents/{agent_id}/disconnect", "disconnect", AGENTS,
-        "The desktop lost its connection (Offline; 150 s grace)", &[], input::disconnect),
-    command("/v1/agents/{agent_id}/reconnect", "reconnect", AGENTS,
-        "The desktop is back", &[], input::reconnect),
+        LIST_AGENTS,
+        &[],
+        (list_agents, "AgentPage"),
+    ),
+    read(
+        Verb::Get,
+        "/v1/agents/{agent_id}",
+        "getAgent",
+        AGENTS,
+        "One agent: presence, capacity, queues, open conversations",
+        ONLY_MIN_POSITION,
+        &[],
+        (get_agent, "Agent"),
+    ),
+    command(
+        "/v1/agents/{agent_id}/sign-in",
+        "signIn",
+        AGENTS,
+        "Sign in",
+        &[],
+        input::sign_in,
+    ),
+    command(
+        "/v1/agents/{agent_id}/sign-out",
+        "signOut",
+        AGENTS,
+        "Sign out (refused while handling conversations)",
+        &[],
+        input::sign_out,
+    ),
+    command(
+        "/v1/agents/{agent_id}/disconnect",
+        "disconnect",
+        AGENTS,
+        "The desktop lost its connection (Offline; 150 s grace)",
+        &[],
+        input::disconnect,
+    ),
+    command(
+        "/v1/agents/{agent_id}/reconnect",
+        "reconnect",
+        AGENTS,
+        "The desktop is back",
+        &[],
+        input::reconnect,
+    ),
     // --- presence ---
-    read(Verb::Get, "/v1/agents/{agent_id}/presence", "getPresence", PRESENCE,
-        "The agent's presence (CCaaS_GetPresence)", ONLY_MIN_POSITION, &[],
-        (get_presence, "Agent")),
-    read(Verb::Put, "/v1/agents/{agent_id}/presence", "modifyPresence", PRESENCE,
+    read(
+        Verb::Get,
+        "/v1/agents/{agent_id}/presence",
+        "getPresence",
+        PRESENCE,
+        "The agent's presence (CCaaS_GetPresence)",
+        ONLY_MIN_POSITION,
+        &[],
+        (get_presence, "Agent"),
+    ),
+    read(
+        Verb::Put,
+        "/v1/agents/{agent_id}/presence",
+        "modifyPresence",
+        PRESENCE,
         "Set the agent's presence manually (CCaaS_ModifyAgentPresence); idempotent by Idempotency-Key",
-        &[], PRESENCE_BODY, (modify_presence, "Agent")),
-    read(Verb::Post, "/v1/CCaaS_GetPresence", "CCaaS_GetPresence", PRESENCE,
-        "CCaaS_GetPresence with the custom API's body", &[], CCAAS_GET,
-        (ccaas_get_presence, "CcaasPresence")),
-    read(Verb::Post, "/v1/CCaaS_ModifyAgentPresence", "CCaaS_ModifyAgentPresence", PRESENCE,
+        &[],
+        PRESENCE_BODY,
+        (modify_presence, "Agent"),
+    ),
+    read(
+        Verb::Post,
+        "/v1/CCaaS_GetPresence",
+        "CCaaS_GetPresence",
+        PRESENCE,
+        "CCaaS_GetPresence with the custom API's body",
+        &[],
+        CCAAS_GET,
+        (ccaas_get_presence, "CcaasPresence"),
+    ),
+    read(
+        Verb::Post,
+        "/v1/CCaaS_ModifyAgentPresence",
+        "CCaaS_ModifyAgentPresence",
+        PRESENCE,
         "CCaaS_ModifyAgentPresence with the custom API's body {ApiVersion, AgentId, PresenceId}",
-        &[], CCAAS_MODIFY, (ccaas_modify_presence, "CcaasPresence")),
+        &[],
+        CCAAS_MODIFY,
+        (ccaas_modify_presence, "CcaasPresence"),
+    ),
     // --- queues ---
-    read(Verb::Get, "/v1/queues", "listQueues", QUEUES,
-        "Every queue with its live figures", ONLY_MIN_POSITION, &[], (list_queues, "QueueList")),
+    read(
+        Verb::Get,
+        "/v1/queues",
+        "listQueues",
+        QUEUES,
+        "Every queue with its live figures",
+        ONLY_MIN_POSITION,
+        &[],
+        (list_queues, "QueueList"),
+    ),
 ];
 
 // --- the handler ---------------------------------------------------------------------------------
@@ -518,7 +761,12 @@ async fn send(
 
 /// Asks a query and returns its result, or the error it answered.
 async fn ask(bus: &Bus, subject: &str, request: &impl prost::Message) -> Result<Answer, ApiError> {
-    match bus.query(subject, request).await.map_err(ApiError::bus)?.result {
+    match bus
+        .query(subject, request)
+        .await
+        .map_err(ApiError::bus)?
+        .result
+    {
         Some(Answer::Error(error)) => Err(ApiError::query(error)),
         Some(result) => Ok(result),
         None => Err(unexpected(subject)),
@@ -537,7 +785,11 @@ fn bytes(id: Option<Uuid>) -> Vec<u8> {
     id.map(|u| u.as_bytes().to_vec()).unwrap_or_default()
 }
 
-async fn agent_answer(bus: &Bus, subject: &str, request: &impl prost::Message) -> Result<pb::AgentView, ApiError> {
+async fn agent_answer(
+    bus: &Bus,
+    subject: &str,
+    request: &impl prost::Message,
+) -> Result<pb::AgentView, ApiError> {
     match ask(bus, subject, request).await? {
         Answer::Agent(agent) => Ok(agent),
         _ => Err(unexpected(subject)),
@@ -619,14 +871,18 @@ fn list_agents(bus: Bus, input: Input) -> BoxFuture<'static, Result<Value, ApiEr
 fn get_agent(bus: Bus, input: Input) -> BoxFuture<'static, Result<Value, ApiError>> {
     Box::pin(async move {
         let request = get_agent_request(input.path_uuid("agent_id")?, &input)?;
-        Ok(views::agent(&agent_answer(&bus, subjects::QUERY_AGENT, &request).await?))
+        Ok(views::agent(
+            &agent_answer(&bus, subjects::QUERY_AGENT, &request).await?,
+        ))
     })
 }
 
 fn get_presence(bus: Bus, input: Input) -> BoxFuture<'static, Result<Value, ApiError>> {
     Box::pin(async move {
         let request = get_agent_request(input.path_uuid("agent_id")?, &input)?;
-        Ok(views::agent(&agent_answer(&bus, subjects::PRESENCE_GET, &request).await?))
+        Ok(views::agent(
+            &agent_answer(&bus, subjects::PRESENCE_GET, &request).await?,
+        ))
     })
 }
 
@@ -637,7 +893,9 @@ fn modify_presence(bus: Bus, input: Input) -> BoxFuture<'static, Result<Value, A
             agent_id: input.path_uuid("agent_id")?.as_bytes().to_vec(),
             presence_id: input.uuid("presence_id")?.as_bytes().to_vec(),
         };
-        Ok(views::agent(&agent_answer(&bus, subjects::PRESENCE_MODIFY, &request).await?))
+        Ok(views::agent(
+            &agent_answer(&bus, subjects::PRESENCE_MODIFY, &request).await?,
+        ))
     })
 }
 
