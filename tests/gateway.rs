@@ -1272,8 +1272,20 @@ fn gateway_guards_tokens_limits_routes_and_the_engine() {
 }
 
 #[test]
-fn a_gateway_without_tokens_does_not_start() {
+fn a_gateway_does_not_start_without_tokens_or_on_a_taken_port() {
     block_on(async {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let dir = crate::support::TempDir::new("gateway-taken");
+        let mut config = omni_engine::EngineConfig::new(dir.path());
+        config.http_addr = Some(taken.local_addr().expect("its address"));
+        let error = omni_engine::Engine::start(config)
+            .await
+            .expect_err("the engine refuses a taken HTTP port");
+        assert!(
+            matches!(error, omni_engine::EngineError::Gateway(_)),
+            "{error}"
+        );
+
         let config = omni_gateway::Config::new(SocketAddr::from(([127, 0, 0, 1], 0)), vec![]);
         assert!(matches!(
             omni_gateway::bind(config).await,

@@ -138,7 +138,9 @@ async fn run_simulation(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     };
     let mut engine = None;
     let url = if args.start_engine {
-        let http = Some((args.http, args.tokens.clone()));
+        let tokens = crate::up::chosen_tokens(&args.tokens);
+        let token_generated = tokens.is_empty();
+        let http = Some((args.http, tokens));
         let started = Engine::start(engine_config(&args.data, config.time_scale, http))
             .await
             .context("starting the engine")?;
@@ -150,7 +152,7 @@ async fn run_simulation(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
                 .metrics_addr
                 .map_or_else(|| "off".to_owned(), |a| format!("http://{a}/metrics"))
         );
-        print_gateway(&started, args.tokens.is_empty());
+        print_gateway(&started, token_generated);
         let url = started.nats_url.clone();
         engine = Some(started);
         url

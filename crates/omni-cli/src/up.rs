@@ -45,7 +45,7 @@ impl UpArgs {
             metrics_addr: Some(self.metrics_addr),
             time_scale: self.time_scale,
             http_addr: Some(self.http),
-            api_tokens: self.tokens.clone(),
+            api_tokens: chosen_tokens(&self.tokens),
             ..EngineConfig::new(&self.data)
         }
     }
@@ -70,7 +70,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let mut engine = Engine::start(args.engine_config()).await?;
-        if args.tokens.is_empty() {
+        if chosen_tokens(&args.tokens).is_empty() {
             print_generated_token(&engine);
         }
         tracing::info!(
@@ -91,6 +91,12 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             None => Ok(ExitCode::SUCCESS),
         }
     })
+}
+
+/// The tokens the user chose; an empty `OMNI_API_TOKEN` (as docker-compose passes when none
+/// is exported) chooses none, so one is generated.
+pub fn chosen_tokens(tokens: &[String]) -> Vec<String> {
+    tokens.iter().filter(|t| !t.is_empty()).cloned().collect()
 }
 
 /// Shows the token the engine generated, once: nobody can call the API without it.

@@ -66,9 +66,9 @@ pub enum EngineError {
     #[error("cannot serve metrics on {addr}: {reason}")]
     Metrics { addr: SocketAddr, reason: String },
     #[error("cannot start the HTTP gateway: {0}")]
-    Gateway(#[from] omni_gateway::GatewayError),
+    Gateway(omni_gateway::GatewayError),
     #[error("cannot generate an API token: {0}")]
-    Token(#[from] getrandom::Error),
+    Token(getrandom::Error),
     #[error("the {service} service failed: {reason}")]
     Service {
         service: &'static str,
@@ -98,6 +98,11 @@ pub struct Engine {
 impl Engine {
     /// Starts everything; returns once every service is listening.
     pub async fn start(config: EngineConfig) -> Result<Engine, EngineError> {
+        // The HTTP port is taken first: a port in use fails before anything else starts.
+        let gateway = match config.http_addr {
+            Some(addr) => Some(bind_gateway(addr, &config.api_tokens).await?),
+            None => None,
+        };
         let nats = match &config.nats_url {
             Some(_) => None,
             None => Some(NatsServer::start(&config.data.join("nats")).await?),
@@ -175,16 +180,9 @@ impl Engine {
             ),
             None => None,
         };
-        let (http_addr, api_tokens) = match config.http_addr {
-            Some(addr) => {
-                let tokens = if config.api_tokens.is_empty() {
-                    vec![omni_gateway::generate_token()?]
-                } else {
-                    config.api_tokens.clone()
-                };
-                let bound =
-                    omni_gateway::bind(omni_gateway::Config::new(addr, tokens.clone())).await?;
-                let bound_addr = bound.local_addr();
+        let (http_addr, api_tokens) = match gateway {
+            Some((bound, tokens)) => {
+                let addr = bound.local_addr();
                 let client = connect(&nats_url, "gateway").await?;
                 // Other HTTP parts of the engine (webhooks, the dashboard) merge their routers
                 // into this one: they are served behind the gateway's tokens and limits.
@@ -193,7 +191,7 @@ impl Engine {
                     "gateway",
                     bound.serve(client, mounted, shutdown.clone()),
                 ));
-                (Some(bound_addr), tokens)
+                (Some(addr), tokens)
             }
             None => (None, Vec::new()),
         };
@@ -251,6 +249,22 @@ impl Engine {
         }
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// Takes the gateway's port; with no tokens configured, one is generated.
+async fn bind_gateway(
+    addr: SocketAddr,
+    tokens: &[String],
+) -> Result<(omni_gateway::Bound, Vec<String>), EngineError> {
+    let tokens = if tokens.is_empty() {
+        vec![omni_gateway::generate_token().map_err(EngineError::Token)?]
+    } else {
+        tokens.to_vec()
+    };
+    let bound = omni_gateway::bind(omni_gateway::Config::new(addr, tokens.clone()))
+        .await
+        .map_err(EngineError::Gateway)?;
+    Ok((bound, tokens))
 }
 
 async fn named<E: std::fmt::Display>(

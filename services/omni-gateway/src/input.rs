@@ -533,48 +533,18 @@ builders! {
     };
     recording(i) => media(i, MediaKind::Recording);
     transcription(i) => media(i, MediaKind::Transcription);
-    link(i) => {
-        let agent = agent(i)?;
-        Ok((Actor::Agent(agent), Command::Link {
-            agent,
-            conversation: Some(conversation(i)?),
-            record: LinkedRecord {
-                entity: i.choice("entity_logical_name", &entity_choices())?,
-                record: RecordId(i.uuid("record_id")?),
-            },
-        }))
-    };
-    unlink(i) => {
-        let agent = agent(i)?;
-        Ok((Actor::Agent(agent), Command::Unlink {
-            agent,
-            conversation: Some(conversation(i)?),
-            entity: i.choice("entity_logical_name", &entity_choices())?,
-            record: RecordId(i.uuid("record_id")?),
-        }))
-    };
+    link(i) => linking(i, &REST_NAMES, Some(conversation(i)?), Linking::Link);
+    unlink(i) => linking(i, &REST_NAMES, Some(conversation(i)?), Linking::Unlink);
     /// `Microsoft.Omnichannel.linkToConversation(entityLogicalName, recordId, conversationId?)`
     /// with the JavaScript API's names; without `conversationId`, the agent's focused one.
     link_to_conversation(i) => {
-        let agent = AgentId(i.uuid("agentId")?);
-        Ok((Actor::Agent(agent), Command::Link {
-            agent,
-            conversation: i.optional_uuid("conversationId")?.map(ConversationId),
-            record: LinkedRecord {
-                entity: i.choice("entityLogicalName", &entity_choices())?,
-                record: RecordId(i.uuid("recordId")?),
-            },
-        }))
+        let conversation = i.optional_uuid("conversationId")?.map(ConversationId);
+        linking(i, &SCRIPT_NAMES, conversation, Linking::Link)
     };
     /// `unlinkFromConversation`, named like `linkToConversation`.
     unlink_from_conversation(i) => {
-        let agent = AgentId(i.uuid("agentId")?);
-        Ok((Actor::Agent(agent), Command::Unlink {
-            agent,
-            conversation: i.optional_uuid("conversationId")?.map(ConversationId),
-            entity: i.choice("entityLogicalName", &entity_choices())?,
-            record: RecordId(i.uuid("recordId")?),
-        }))
+        let conversation = i.optional_uuid("conversationId")?.map(ConversationId);
+        linking(i, &SCRIPT_NAMES, conversation, Linking::Unlink)
     };
     /// Without `conversation_id` the conversation takes the command's id (the
     /// `Idempotency-Key`), so a retried start names the same conversation.
@@ -606,6 +576,57 @@ builders! {
     sign_out(i) => Ok((Actor::Agent(path_agent(i)?), Command::SignOut { agent: path_agent(i)? }));
     disconnect(i) => Ok((Actor::Agent(path_agent(i)?), Command::Disconnect { agent: path_agent(i)? }));
     reconnect(i) => Ok((Actor::Agent(path_agent(i)?), Command::Reconnect { agent: path_agent(i)? }));
+}
+
+/// What a link's fields are called: the REST API's snake_case, or the JavaScript API's
+/// camelCase (`linkToConversation(entityLogicalName, recordId, conversationId?)`).
+struct LinkNames {
+    agent: &'static str,
+    entity: &'static str,
+    record: &'static str,
+}
+
+const REST_NAMES: LinkNames = LinkNames {
+    agent: "agent_id",
+    entity: "entity_logical_name",
+    record: "record_id",
+};
+const SCRIPT_NAMES: LinkNames = LinkNames {
+    agent: "agentId",
+    entity: "entityLogicalName",
+    record: "recordId",
+};
+
+#[derive(Clone, Copy)]
+enum Linking {
+    Link,
+    Unlink,
+}
+
+/// Links or unlinks a record; without a conversation, the agent's focused one.
+fn linking(
+    i: &Input,
+    names: &LinkNames,
+    conversation: Option<ConversationId>,
+    linking: Linking,
+) -> Result<Prepared, ApiError> {
+    let agent = AgentId(i.uuid(names.agent)?);
+    let entity = i.choice(names.entity, &entity_choices())?;
+    let record = RecordId(i.uuid(names.record)?);
+    let command = match linking {
+        Linking::Link => Command::Link {
+            agent,
+            conversation,
+            record: LinkedRecord { entity, record },
+        },
+        Linking::Unlink => Command::Unlink {
+            agent,
+            conversation,
+            entity,
+            record,
+        },
+    };
+    Ok((Actor::Agent(agent), command))
 }
 
 /// Recording or transcription control: the actor is the agent (`agent_id`) or a supervisor

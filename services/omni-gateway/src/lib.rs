@@ -94,10 +94,10 @@ pub enum GatewayError {
     NoTokens,
     #[error("an API token must be non-empty and without spaces")]
     BadToken,
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {error}")]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
@@ -123,9 +123,9 @@ pub async fn bind(config: Config) -> Result<Bound, GatewayError> {
     {
         return Err(GatewayError::BadToken);
     }
-    let bind_error = |source| GatewayError::Bind {
+    let bind_error = |error| GatewayError::Bind {
         addr: config.addr,
-        source,
+        error,
     };
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await

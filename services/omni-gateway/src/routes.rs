@@ -89,8 +89,7 @@ const fn command(
 }
 
 const fn read(
-    verb: Verb,
-    path: &'static str,
+    (verb, path): (Verb, &'static str),
     operation: &'static str,
     tag: &'static str,
     summary: &'static str,
@@ -270,8 +269,7 @@ const LIST_AGENTS: &[Field] = &[
 pub static ENDPOINTS: &[Endpoint] = &[
     // --- conversations: reads ---
     read(
-        Verb::Get,
-        "/v1/conversations",
+        (Verb::Get, "/v1/conversations"),
         "listConversations",
         CONVERSATIONS,
         "Conversations matching every filter, by id, a page at a time (follow next_page_token)",
@@ -280,8 +278,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
         (list_conversations, "ConversationPage"),
     ),
     read(
-        Verb::Get,
-        "/v1/conversations/{conversation_id}",
+        (Verb::Get, "/v1/conversations/{conversation_id}"),
         "getConversation",
         CONVERSATIONS,
         "One conversation with its sessions",
@@ -510,8 +507,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
     ),
     // --- agents ---
     read(
-        Verb::Get,
-        "/v1/agents",
+        (Verb::Get, "/v1/agents"),
         "listAgents",
         AGENTS,
         "Agents matching every filter, by id, a page at a time (follow next_page_token)",
@@ -520,8 +516,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
         (list_agents, "AgentPage"),
     ),
     read(
-        Verb::Get,
-        "/v1/agents/{agent_id}",
+        (Verb::Get, "/v1/agents/{agent_id}"),
         "getAgent",
         AGENTS,
         "One agent: presence, capacity, queues, open conversations",
@@ -563,8 +558,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
     ),
     // --- presence ---
     read(
-        Verb::Get,
-        "/v1/agents/{agent_id}/presence",
+        (Verb::Get, "/v1/agents/{agent_id}/presence"),
         "getPresence",
         PRESENCE,
         "The agent's presence (CCaaS_GetPresence)",
@@ -573,8 +567,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
         (get_presence, "Agent"),
     ),
     read(
-        Verb::Put,
-        "/v1/agents/{agent_id}/presence",
+        (Verb::Put, "/v1/agents/{agent_id}/presence"),
         "modifyPresence",
         PRESENCE,
         "Set the agent's presence manually (CCaaS_ModifyAgentPresence); idempotent by Idempotency-Key",
@@ -583,8 +576,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
         (modify_presence, "Agent"),
     ),
     read(
-        Verb::Post,
-        "/v1/CCaaS_GetPresence",
+        (Verb::Post, "/v1/CCaaS_GetPresence"),
         "CCaaS_GetPresence",
         PRESENCE,
         "CCaaS_GetPresence with the custom API's body",
@@ -593,8 +585,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
         (ccaas_get_presence, "CcaasPresence"),
     ),
     read(
-        Verb::Post,
-        "/v1/CCaaS_ModifyAgentPresence",
+        (Verb::Post, "/v1/CCaaS_ModifyAgentPresence"),
         "CCaaS_ModifyAgentPresence",
         PRESENCE,
         "CCaaS_ModifyAgentPresence with the custom API's body {ApiVersion, AgentId, PresenceId}",
@@ -604,8 +595,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
     ),
     // --- queues ---
     read(
-        Verb::Get,
-        "/v1/queues",
+        (Verb::Get, "/v1/queues"),
         "listQueues",
         QUEUES,
         "Every queue with its live figures",
@@ -785,14 +775,25 @@ fn bytes(id: Option<Uuid>) -> Vec<u8> {
     id.map(|u| u.as_bytes().to_vec()).unwrap_or_default()
 }
 
-async fn agent_answer(
+/// Reads one agent on `subject` and shows it with `view`.
+async fn one_agent(
     bus: &Bus,
     subject: &str,
     request: &impl prost::Message,
-) -> Result<pb::AgentView, ApiError> {
+    view: fn(&pb::AgentView) -> Value,
+) -> Result<Value, ApiError> {
     match ask(bus, subject, request).await? {
-        Answer::Agent(agent) => Ok(agent),
+        Answer::Agent(agent) => Ok(view(&agent)),
         _ => Err(unexpected(subject)),
+    }
+}
+
+/// `CCaaS_ModifyAgentPresence`, idempotent by the request's command id.
+fn presence_change(input: &Input, agent: Uuid, presence: Uuid) -> pb::ModifyAgentPresence {
+    pb::ModifyAgentPresence {
+        command_id: input.command_id.as_bytes().to_vec(),
+        agent_id: agent.as_bytes().to_vec(),
+        presence_id: presence.as_bytes().to_vec(),
     }
 }
 
@@ -871,53 +872,51 @@ fn list_agents(bus: Bus, input: Input) -> BoxFuture<'static, Result<Value, ApiEr
 fn get_agent(bus: Bus, input: Input) -> BoxFuture<'static, Result<Value, ApiError>> {
     Box::pin(async move {
         let request = get_agent_request(input.path_uuid("agent_id")?, &input)?;
-        Ok(views::agent(
-            &agent_answer(&bus, subjects::QUERY_AGENT, &request).await?,
-        ))
+        one_agent(&bus, subjects::QUERY_AGENT, &request, views::agent).await
     })
 }
 
 fn get_presence(bus: Bus, input: Input) -> BoxFuture<'static, Result<Value, ApiError>> {
     Box::pin(async move {
         let request = get_agent_request(input.path_uuid("agent_id")?, &input)?;
-        Ok(views::agent(
-            &agent_answer(&bus, subjects::PRESENCE_GET, &request).await?,
-        ))
+        one_agent(&bus, subjects::PRESENCE_GET, &request, views::agent).await
     })
 }
 
 fn modify_presence(bus: Bus, input: Input) -> BoxFuture<'static, Result<Value, ApiError>> {
     Box::pin(async move {
-        let request = pb::ModifyAgentPresence {
-            command_id: input.command_id.as_bytes().to_vec(),
-            agent_id: input.path_uuid("agent_id")?.as_bytes().to_vec(),
-            presence_id: input.uuid("presence_id")?.as_bytes().to_vec(),
-        };
-        Ok(views::agent(
-            &agent_answer(&bus, subjects::PRESENCE_MODIFY, &request).await?,
-        ))
+        let request = presence_change(
+            &input,
+            input.path_uuid("agent_id")?,
+            input.uuid("presence_id")?,
+        );
+        one_agent(&bus, subjects::PRESENCE_MODIFY, &request, views::agent).await
     })
 }
 
 fn ccaas_get_presence(bus: Bus, input: Input) -> BoxFuture<'static, Result<Value, ApiError>> {
     Box::pin(async move {
         let request = get_agent_request(input.uuid("AgentId")?, &input)?;
-        Ok(views::ccaas_presence(
-            &agent_answer(&bus, subjects::PRESENCE_GET, &request).await?,
-        ))
+        one_agent(
+            &bus,
+            subjects::PRESENCE_GET,
+            &request,
+            views::ccaas_presence,
+        )
+        .await
     })
 }
 
 fn ccaas_modify_presence(bus: Bus, input: Input) -> BoxFuture<'static, Result<Value, ApiError>> {
     Box::pin(async move {
-        let request = pb::ModifyAgentPresence {
-            command_id: input.command_id.as_bytes().to_vec(),
-            agent_id: input.uuid("AgentId")?.as_bytes().to_vec(),
-            presence_id: input.uuid("PresenceId")?.as_bytes().to_vec(),
-        };
-        Ok(views::ccaas_presence(
-            &agent_answer(&bus, subjects::PRESENCE_MODIFY, &request).await?,
-        ))
+        let request = presence_change(&input, input.uuid("AgentId")?, input.uuid("PresenceId")?);
+        one_agent(
+            &bus,
+            subjects::PRESENCE_MODIFY,
+            &request,
+            views::ccaas_presence,
+        )
+        .await
     })
 }
 
