@@ -9,6 +9,7 @@ use axum::extract::{Query, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
@@ -37,10 +38,10 @@ struct Bucket {
     refilled: Instant,
 }
 
-/// The tokens and their buckets.
+/// The tokens (as digests) and their buckets.
 #[derive(Debug)]
 pub struct Guard {
-    tokens: Vec<String>,
+    digests: Vec<[u8; 32]>,
     limit: RateLimit,
     buckets: Mutex<Vec<Bucket>>,
     public: &'static [&'static str],
@@ -54,18 +55,20 @@ impl Guard {
         };
         Guard {
             buckets: Mutex::new(vec![full; tokens.len()]),
-            tokens,
+            digests: tokens.iter().map(|t| digest(t)).collect(),
             limit,
             public,
         }
     }
 
-    /// Which configured token this is. Every token is compared, each in constant time, so
-    /// the answer's timing tells nothing about how much of a token was right.
+    /// Which configured token this is. Digests of equal length are compared, every one and
+    /// each in constant time, so the answer's timing tells nothing about how much of a token,
+    /// or of its length, was right.
     fn caller(&self, presented: &str) -> Option<usize> {
+        let presented = digest(presented);
         let mut found = None;
-        for (i, token) in self.tokens.iter().enumerate() {
-            if bool::from(token.as_bytes().ct_eq(presented.as_bytes())) {
+        for (i, token) in self.digests.iter().enumerate() {
+            if bool::from(token.ct_eq(&presented)) {
                 found = Some(i);
             }
         }
@@ -89,6 +92,10 @@ impl Guard {
             ))
         }
     }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 /// `Authorization: Bearer <token>`, else the `access_token` query parameter (RFC 6750 §2.3:

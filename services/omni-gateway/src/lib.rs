@@ -34,6 +34,8 @@
 //! not clash with the gateway's (`/v1/...` listed in `/openapi.json`) and it must not set a
 //! fallback (axum panics on either when merging). Its requests have passed the token check and
 //! the rate limit; its error answers that are not JSON are turned into the error shape.
+//! Shutdown waits for requests in flight, so a long-lived answer (server-sent events) must
+//! end when the same `shutdown` signal turns true.
 
 mod auth;
 mod error;
