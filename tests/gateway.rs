@@ -1014,6 +1014,9 @@ fn gateway_answers_presence_agents_queues_and_pages_past_a_hundred() {
             "INVALID_FIELD",
             Some("min_position"),
         );
+        let behind = http.get("/v1/queues?min_position=999999").await;
+        behind.error(503, "NOT_READY", None).mentions("999999");
+        assert_eq!(behind.headers[header::RETRY_AFTER], "1");
 
         // 130 agents and 130 conversations, paged.
         let extra: Vec<(Actor, Command)> = (0..126u128)
@@ -1299,5 +1302,155 @@ fn a_gateway_does_not_start_without_tokens_or_on_a_taken_port() {
             omni_gateway::bind(config).await,
             Err(omni_gateway::GatewayError::BadToken)
         ));
+    });
+}
+
+#[test]
+fn gateway_administers_workstreams_queues_presences_and_agents() {
+    block_on(async {
+        let live = Live::start_with("gateway-admin", |config| {
+            config.http_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+            config.api_tokens = vec![TOKEN.to_owned()];
+        })
+        .await;
+        let http = Http::new(live.engine.http_addr.expect("the gateway is served"));
+        let (workstream, queue, lunch, eve) = (
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+        );
+
+        // A workstream: its channel's defaults for what is left out; the core judges the rest.
+        let path = format!("/v1/workstreams/{workstream}");
+        http.put(&path, json!({"name": "web", "channel": "fax"}))
+            .await
+            .error(400, "INVALID_FIELD", Some("channel"));
+        http.put(
+            &path,
+            json!({"name": "web", "channel": "live_chat", "allowed_presences": ["sleepy"]}),
+        )
+        .await
+        .error(400, "INVALID_FIELD", Some("allowed_presences"));
+        http.put(
+            &path,
+            json!({"name": "web", "channel": "live_chat", "wrap_up_blocking_secs": 60}),
+        )
+        .await
+        .error(400, "INVALID_FIELD", Some("wrap_up_blocking_secs"));
+        http.put(
+            &path,
+            json!({"name": "web", "channel": "live_chat", "allowed_presences": []}),
+        )
+        .await
+        .error(422, "INVALID_CONFIG", None);
+        http.put(
+            &path,
+            json!({"name": "web", "channel": "live_chat", "wrap_up_blocking": "for_seconds", "wrap_up_blocking_secs": 10}),
+        )
+        .await
+        .error(422, "INVALID_CONFIG", None)
+        .mentions("30 s to 60 min");
+        let configured = http
+            .put(
+                &path,
+                json!({"name": "web", "channel": "live_chat", "allowed_presences": ["available"],
+                       "wrap_up_blocking": "for_seconds", "wrap_up_blocking_secs": 60}),
+            )
+            .await
+            .ok();
+        assert_eq!(configured["events"][0]["kind"], "WorkstreamConfigured");
+
+        // A queue following it.
+        let path = format!("/v1/queues/{queue}");
+        http.put(
+            &path,
+            json!({"name": "web", "workstream_id": Uuid::now_v7().to_string()}),
+        )
+        .await
+        .error(404, "UNKNOWN_WORKSTREAM", None);
+        http.put(
+            &path,
+            json!({"name": "web", "workstream_id": workstream.to_string(), "method": "random"}),
+        )
+        .await
+        .error(400, "INVALID_FIELD", Some("method"));
+        http.put(
+            &path,
+            json!({"name": "web", "workstream_id": workstream.to_string(), "method": "least_active"}),
+        )
+        .await
+        .ok();
+
+        // A custom presence.
+        let path = format!("/v1/presences/{lunch}");
+        http.put(&path, json!({"name": "Lunch", "base": "hungry"}))
+            .await
+            .error(400, "INVALID_FIELD", Some("base"));
+        http.put(&path, json!({"name": "Lunch", "base": "away"}))
+            .await
+            .ok();
+
+        // An agent, their capacity and their queue.
+        let path = format!("/v1/agents/{eve}");
+        http.put(&path, json!({"name": "Eve", "capacity_units": 0}))
+            .await
+            .error(400, "INVALID_FIELD", Some("capacity_units"));
+        http.put(
+            &path,
+            json!({"name": "Eve", "capacity_units": 4, "skills": ["fr"]}),
+        )
+        .await
+        .ok();
+        let capacity = |agent: Uuid| format!("/v1/agents/{agent}/capacity");
+        http.put(&capacity(Uuid::now_v7()), json!({"capacity_units": 6}))
+            .await
+            .error(404, "UNKNOWN_AGENT", None);
+        http.put(&capacity(eve), json!({"capacity_units": "six"}))
+            .await
+            .error(400, "INVALID_FIELD", Some("capacity_units"));
+        http.put(&capacity(eve), json!({"capacity_units": 6}))
+            .await
+            .ok();
+        let member = format!("/v1/queues/{queue}/members/{eve}");
+        http.put(&member, json!({})).await.ok();
+        http.put(&member, json!({}))
+            .await
+            .error(409, "ALREADY_MEMBER", None);
+        http.authorized(Method::DELETE, &member, None).await.ok();
+        http.authorized(Method::DELETE, &member, None)
+            .await
+            .error(409, "NOT_MEMBER", None);
+        http.authorized(Method::DELETE, &format!("/v1/queues/q/members/{eve}"), None)
+            .await
+            .error(400, "INVALID_FIELD", Some("queue_id"));
+        let joined = http.put(&member, json!({})).await.ok();
+
+        // What the read model makes of it, and the custom presence in use.
+        let agent = http
+            .get(&format!(
+                "/v1/agents/{eve}?min_position={}",
+                joined["position"]
+            ))
+            .await
+            .ok();
+        assert_eq!(agent["capacity_units"], 6);
+        assert_eq!(agent["skills"], json!(["fr"]));
+        assert_eq!(agent["queue_ids"], json!([queue.to_string()]));
+        let queues = http.get("/v1/queues").await.ok();
+        assert_eq!(queues["queues"][0]["method"], "least_active");
+        assert_eq!(queues["queues"][0]["channel"], "live_chat");
+        http.call(&format!("/v1/agents/{eve}/sign-in")).await.ok();
+        let away = http
+            .put(
+                &format!("/v1/agents/{eve}/presence"),
+                json!({"presence_id": lunch.to_string()}),
+            )
+            .await
+            .ok();
+        assert_eq!(away["presence"]["presence_id"], lunch.to_string());
+        assert_eq!(away["presence"]["base"], "away");
+
+        live.stop().await;
     });
 }

@@ -65,8 +65,9 @@ impl ApiError {
     }
 
     /// An engine's rejection of a command (or a presence change): 404 when the command names
-    /// an entity the engine does not know, 422 for an unknown presence id, 503 when the engine
-    /// could not decide now, 409 with the core's reason for every rule it broke.
+    /// an entity the engine does not know, 422 for an unknown presence id or a configuration
+    /// the core finds invalid (well-formed input it cannot use), 503 when the engine could not
+    /// decide now, 409 with the core's reason for every rule it broke.
     pub fn rejected(code: RejectionCode, reason: String) -> ApiError {
         use RejectionCode as R;
         let status = match code {
@@ -75,7 +76,7 @@ impl ApiError {
             | R::UnknownQueue
             | R::UnknownWorkstream
             | R::UnknownSession => StatusCode::NOT_FOUND,
-            R::UnknownPresence => StatusCode::UNPROCESSABLE_ENTITY,
+            R::UnknownPresence | R::InvalidConfig => StatusCode::UNPROCESSABLE_ENTITY,
             R::Malformed | R::Unspecified => StatusCode::BAD_REQUEST,
             R::Unavailable => return ApiError::unavailable(rejection_name(code), reason),
             _ => StatusCode::CONFLICT,

@@ -9,8 +9,10 @@
 use std::collections::HashMap;
 
 use omni_core::{
-    Actor, AgentId, Channel, Command, ConversationId, ConversationStatus, LinkEntity, LinkedRecord,
-    MediaAction, MediaKind, QueueId, RecordId, SessionNo, SessionRef, SupervisorId, TransferTarget,
+    Actor, AgentId, AgentProfile, AssignmentMethod, Channel, Command, ConversationId,
+    ConversationStatus, CustomPresence, DEFAULT_MAX_SESSIONS, LinkEntity, LinkedRecord,
+    MediaAction, MediaKind, PresenceId, QueueConfig, QueueId, RecordId, SessionNo, SessionRef,
+    SupervisorId, TransferTarget, Workstream, WorkstreamId, WrapUpBlocking,
 };
 use uuid::Uuid;
 
@@ -32,6 +34,8 @@ pub enum Kind {
     Flag,
     /// One of these strings.
     Choice(&'static [&'static str]),
+    /// An array of these strings.
+    ChoiceList(&'static [&'static str]),
 }
 
 /// A body field or a query parameter of an endpoint.
@@ -183,6 +187,36 @@ impl Input {
             })
     }
 
+    pub fn optional_number(&self, name: &str) -> Result<Option<u32>, ApiError> {
+        self.value(name).map(|_| self.number(name)).transpose()
+    }
+
+    pub fn optional_choice<T: Copy>(
+        &self,
+        name: &str,
+        choices: &[(&str, T)],
+    ) -> Result<Option<T>, ApiError> {
+        self.value(name)
+            .map(|_| self.choice(name, choices))
+            .transpose()
+    }
+
+    /// An array of choices; absent is `None`.
+    pub fn choices<T: Copy>(
+        &self,
+        name: &str,
+        choices: &[(&str, T)],
+    ) -> Result<Option<Vec<T>>, ApiError> {
+        self.value(name)
+            .map(|_| {
+                self.texts(name)?
+                    .iter()
+                    .map(|text| choose(name, text, choices))
+                    .collect()
+            })
+            .transpose()
+    }
+
     pub fn text(&self, name: &str) -> Result<String, ApiError> {
         let value = self.value(name).ok_or_else(|| missing(name))?;
         value
@@ -307,7 +341,7 @@ fn check_text(field: &Field, value: &str) -> Result<(), ApiError> {
             .parse::<usize>()
             .is_ok_and(|n| (1..=omni_proto::MAX_PAGE_SIZE).contains(&n)),
         Kind::Flag => value == "true" || value == "false",
-        Kind::Text | Kind::TextList => true,
+        Kind::Text | Kind::TextList | Kind::ChoiceList(_) => true,
     };
     if ok {
         Ok(())
@@ -328,6 +362,21 @@ fn check_json(field: &Field, value: &serde_json::Value) -> Result<(), ApiError> 
         (Kind::Uuid | Kind::Choice(_), V::String(text)) => check_text(field, text),
         (Kind::Text, V::String(_)) | (Kind::Flag, V::Bool(_)) => Ok(()),
         (Kind::TextList, V::Array(items)) if items.iter().all(V::is_string) => Ok(()),
+        (Kind::ChoiceList(values), V::Array(items)) => {
+            items.iter().try_for_each(|item| match item.as_str() {
+                Some(text) => check_text(
+                    &Field {
+                        kind: Kind::Choice(values),
+                        ..*field
+                    },
+                    text,
+                ),
+                None => Err(ApiError::field(
+                    name,
+                    format!("'{name}' must be {}, not {value}", kind_name(field.kind)),
+                )),
+            })
+        }
         (Kind::Number | Kind::Position | Kind::PageSize, V::Number(n)) => {
             check_text(field, &n.to_string())
         }
@@ -348,6 +397,7 @@ fn kind_name(kind: Kind) -> String {
         Kind::TextList => "an array of strings".to_owned(),
         Kind::Flag => "true or false".to_owned(),
         Kind::Choice(values) => format!("one of {}", values.join(", ")),
+        Kind::ChoiceList(values) => format!("an array of {}", values.join(", ")),
     }
 }
 
@@ -426,6 +476,40 @@ pub fn borrowed<T: Copy>(owned: &[(String, T)]) -> Vec<(&str, T)> {
 }
 
 pub const ENTITIES: &[&str] = &["account", "contact", "incident"];
+/// The API names of the core's vocabularies, for the OpenAPI document (a unit test holds them
+/// to [`statuses`], [`channels`] and [`base_statuses`]).
+pub const STATUS_NAMES: &[&str] = &["open", "active", "waiting", "closed", "wrap_up"];
+pub const CHANNEL_NAMES: &[&str] = &[
+    "teams",
+    "whats_app",
+    "line",
+    "we_chat",
+    "facebook",
+    "sms",
+    "twitter",
+    "custom",
+    "live_chat",
+    "voice",
+    "video",
+    "co_browse",
+    "screen_sharing",
+    "voice_call",
+    "apple_messages",
+    "google_business_messages",
+];
+pub const BASE_NAMES: &[&str] = &["available", "busy", "busy_dnd", "away", "offline"];
+pub const ROUTING_MODES: &[&str] = &["push", "pick"];
+pub const ASSIGNMENT_METHODS: &[&str] =
+    &["highest_capacity", "advanced_round_robin", "least_active"];
+pub const WRAP_UP_BLOCKING: &[&str] = &["always", "never", "for_seconds"];
+
+pub fn routing_modes() -> Vec<(String, omni_core::RoutingMode)> {
+    named(omni_core::RoutingMode::ALL)
+}
+
+pub fn assignment_methods() -> Vec<(String, omni_core::AssignmentMethod)> {
+    named(omni_core::AssignmentMethod::ALL)
+}
 pub const MEDIA_ACTIONS: &[&str] = &["start", "pause", "resume", "stop"];
 const MEDIA_ACTION_VALUES: &[(&str, MediaAction)] = &[
     ("start", MediaAction::Start),
@@ -572,11 +656,90 @@ builders! {
     };
     /// A CRM resolved a case: the system closes what is linked to it.
     resolve_case(i) => Ok((Actor::System, Command::ResolveCase { record: RecordId(i.path_uuid("record_id")?) }));
+    /// An upsert: the agent's profile as a whole, provisioned again when it exists.
+    provision_agent(i) => Ok((Actor::System, Command::ProvisionAgent(AgentProfile {
+        id: path_agent(i)?,
+        name: i.text("name")?,
+        capacity_units: i.number("capacity_units")?,
+        skills: i.texts("skills")?.into_iter().collect(),
+        max_sessions: i.optional_number("max_sessions")?.unwrap_or(DEFAULT_MAX_SESSIONS),
+        default_presence: PresenceId(
+            i.optional_uuid("default_presence_id")?.unwrap_or(PresenceId::AVAILABLE.0),
+        ),
+    })));
+    set_agent_capacity(i) => Ok((Actor::System, Command::SetAgentCapacity {
+        agent: path_agent(i)?,
+        capacity_units: i.number("capacity_units")?,
+    }));
+    add_agent_to_queue(i) => Ok((Actor::System, Command::AddAgentToQueue {
+        queue: QueueId(i.path_uuid("queue_id")?),
+        agent: path_agent(i)?,
+    }));
+    remove_agent_from_queue(i) => Ok((Actor::System, Command::RemoveAgentFromQueue {
+        queue: QueueId(i.path_uuid("queue_id")?),
+        agent: path_agent(i)?,
+    }));
+    define_custom_presence(i) => Ok((Actor::System, Command::DefineCustomPresence(CustomPresence {
+        id: PresenceId(i.path_uuid("presence_id")?),
+        name: i.text("name")?,
+        base: i.choice("base", &borrowed(&base_statuses()))?,
+    })));
+    configure_queue(i) => Ok((Actor::System, Command::ConfigureQueue(QueueConfig {
+        id: QueueId(i.path_uuid("queue_id")?),
+        name: i.text("name")?,
+        workstream: WorkstreamId(i.uuid("workstream_id")?),
+        method: i.optional_choice("method", &borrowed(&assignment_methods()))?
+            .unwrap_or(AssignmentMethod::HighestCapacity),
+    })));
+    /// A workstream with its channel's documented defaults for whatever the body leaves out
+    /// (timers always: they are per channel).
+    configure_workstream(i) => {
+        let id = WorkstreamId(i.path_uuid("workstream_id")?);
+        let channel = i.choice("channel", &borrowed(&channels()))?;
+        let defaults = Workstream::with_defaults(id, &i.text("name")?, channel);
+        let blocking = match (i.optional_choice("wrap_up_blocking", WRAP_UP_BLOCKING_VALUES)?, i.optional_number("wrap_up_blocking_secs")?) {
+            (None | Some(Blocking::Always), None) => WrapUpBlocking::Always,
+            (Some(Blocking::Never), None) => WrapUpBlocking::Never,
+            (Some(Blocking::ForSeconds), Some(secs)) => WrapUpBlocking::ForSeconds(secs),
+            (Some(Blocking::ForSeconds), None) => return Err(ApiError::field(
+                "wrap_up_blocking_secs",
+                "'wrap_up_blocking_secs' is required with wrap_up_blocking 'for_seconds'",
+            )),
+            (_, Some(_)) => return Err(ApiError::field(
+                "wrap_up_blocking_secs",
+                "'wrap_up_blocking_secs' goes only with wrap_up_blocking 'for_seconds'",
+            )),
+        };
+        Ok((Actor::System, Command::ConfigureWorkstream(Workstream {
+            mode: i.optional_choice("mode", &borrowed(&routing_modes()))?.unwrap_or(defaults.mode),
+            capacity_units: i.optional_number("capacity_units")?.unwrap_or(defaults.capacity_units),
+            allowed_presences: match i.choices("allowed_presences", &borrowed(&base_statuses()))? {
+                Some(bases) => bases.into_iter().collect(),
+                None => defaults.allowed_presences.clone(),
+            },
+            wrap_up_blocking: blocking,
+            offer_timeout_secs: i.optional_number("offer_timeout_secs")?.unwrap_or(defaults.offer_timeout_secs),
+            ..defaults
+        })))
+    };
     sign_in(i) => Ok((Actor::Agent(path_agent(i)?), Command::SignIn { agent: path_agent(i)? }));
     sign_out(i) => Ok((Actor::Agent(path_agent(i)?), Command::SignOut { agent: path_agent(i)? }));
     disconnect(i) => Ok((Actor::Agent(path_agent(i)?), Command::Disconnect { agent: path_agent(i)? }));
     reconnect(i) => Ok((Actor::Agent(path_agent(i)?), Command::Reconnect { agent: path_agent(i)? }));
 }
+
+#[derive(Clone, Copy)]
+enum Blocking {
+    Always,
+    Never,
+    ForSeconds,
+}
+
+const WRAP_UP_BLOCKING_VALUES: &[(&str, Blocking)] = &[
+    ("always", Blocking::Always),
+    ("never", Blocking::Never),
+    ("for_seconds", Blocking::ForSeconds),
+];
 
 /// What a link's fields are called: the REST API's snake_case, or the JavaScript API's
 /// camelCase (`linkToConversation(entityLogicalName, recordId, conversationId?)`).

@@ -62,6 +62,11 @@ pub use auth::{RateLimit, generate_token};
 pub use error::ApiError;
 pub use routes::API_VERSIONS;
 
+/// How long one request on the bus waits: longer than the read models wait for a
+/// `min_position` (2 s), so their NOT_READY arrives as an answer (503 `NOT_READY`) instead of
+/// the attempt timing out.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// The gateway's configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -156,7 +161,7 @@ impl Bound {
     ) -> Result<(), GatewayError> {
         let mut bus = Bus::new(client);
         bus.retry_for = self.config.engine_timeout;
-        bus.attempt_timeout = bus.attempt_timeout.min(self.config.engine_timeout);
+        bus.attempt_timeout = ATTEMPT_TIMEOUT.min(self.config.engine_timeout);
         let app = app(&self.config, bus, extra);
         axum::serve(self.listener, app)
             .with_graceful_shutdown(async move {
@@ -208,6 +213,7 @@ fn app(config: &Config, bus: Bus, extra: Router) -> Router {
             routes::Verb::Get => MethodFilter::GET,
             routes::Verb::Post => MethodFilter::POST,
             routes::Verb::Put => MethodFilter::PUT,
+            routes::Verb::Delete => MethodFilter::DELETE,
         };
         let methods = by_path.remove(endpoint.path).unwrap_or_default();
         by_path.insert(endpoint.path, methods.on(filter, handler));

@@ -33,6 +33,9 @@ fn schema(kind: Kind) -> Value {
         Kind::TextList => json!({"type": "array", "items": {"type": "string"}}),
         Kind::Flag => json!({"type": "boolean"}),
         Kind::Choice(values) => json!({"type": "string", "enum": values}),
+        Kind::ChoiceList(values) => {
+            json!({"type": "array", "items": {"type": "string", "enum": values}})
+        }
     }
 }
 
@@ -142,7 +145,10 @@ fn operation(endpoint: &Endpoint) -> Value {
             ),
             ("413", "the body is over the size limit"),
             ("415", "the body is not application/json"),
-            ("422", "an unknown presence id"),
+            (
+                "422",
+                "an unknown presence id, or a configuration the engine finds invalid",
+            ),
         ]);
     }
     for (status, description) in errors {

@@ -31,6 +31,7 @@ pub enum Verb {
     Get,
     Post,
     Put,
+    Delete,
 }
 
 impl Verb {
@@ -39,6 +40,7 @@ impl Verb {
             Verb::Get => "get",
             Verb::Post => "post",
             Verb::Put => "put",
+            Verb::Delete => "delete",
         }
     }
 }
@@ -88,6 +90,11 @@ const fn command(
     }
 }
 
+/// A command sent with another method than POST: PUT for an upsert, DELETE for a removal.
+const fn command_as(verb: Verb, endpoint: Endpoint) -> Endpoint {
+    Endpoint { verb, ..endpoint }
+}
+
 const fn read(
     (verb, path): (Verb, &'static str),
     operation: &'static str,
@@ -114,6 +121,7 @@ const AGENTS: &str = "agents";
 const PRESENCE: &str = "presence";
 const QUEUES: &str = "queues";
 const CASES: &str = "cases";
+const ADMINISTRATION: &str = "administration";
 
 const AGENT_SESSION: &[Field] = &[AGENT_ID, SESSION_NUMBER];
 const AGENT_ONLY: &[Field] = &[AGENT_ID];
@@ -216,7 +224,7 @@ const ONLY_MIN_POSITION: &[Field] = &[MIN_POSITION];
 const LIST_CONVERSATIONS: &[Field] = &[
     optional(
         "status",
-        Kind::Choice(&["open", "active", "waiting", "closed", "wrap_up"]),
+        Kind::Choice(input::STATUS_NAMES),
         "only conversations in this status",
     ),
     optional("queue", Kind::Uuid, "only conversations of this queue"),
@@ -227,36 +235,18 @@ const LIST_CONVERSATIONS: &[Field] = &[
     ),
     optional(
         "channel",
-        Kind::Choice(CHANNEL_NAMES),
+        Kind::Choice(input::CHANNEL_NAMES),
         "only conversations on this channel",
     ),
     PAGE_SIZE,
     PAGE_TOKEN,
     MIN_POSITION,
 ];
-const CHANNEL_NAMES: &[&str] = &[
-    "teams",
-    "whats_app",
-    "line",
-    "we_chat",
-    "facebook",
-    "sms",
-    "twitter",
-    "custom",
-    "live_chat",
-    "voice",
-    "video",
-    "co_browse",
-    "screen_sharing",
-    "voice_call",
-    "apple_messages",
-    "google_business_messages",
-];
 const LIST_AGENTS: &[Field] = &[
     optional("queue", Kind::Uuid, "only members of this queue"),
     optional(
         "presence",
-        Kind::Choice(&["available", "busy", "busy_dnd", "away", "offline"]),
+        Kind::Choice(input::BASE_NAMES),
         "only agents whose presence has this base status",
     ),
     optional("signed_in", Kind::Flag, "only signed-in agents (true)"),
@@ -264,6 +254,82 @@ const LIST_AGENTS: &[Field] = &[
     PAGE_TOKEN,
     MIN_POSITION,
 ];
+
+const WORKSTREAM: &[Field] = &[
+    required("name", Kind::Text, "the workstream's name"),
+    required(
+        "channel",
+        Kind::Choice(input::CHANNEL_NAMES),
+        "its channel (timers are the channel's documented defaults)",
+    ),
+    optional(
+        "mode",
+        Kind::Choice(input::ROUTING_MODES),
+        "push (default: the engine offers) or pick",
+    ),
+    optional(
+        "capacity_units",
+        Kind::Number,
+        "units one conversation holds (default 1)",
+    ),
+    optional(
+        "allowed_presences",
+        Kind::ChoiceList(input::BASE_NAMES),
+        "base statuses offered work (default available, busy)",
+    ),
+    optional(
+        "wrap_up_blocking",
+        Kind::Choice(input::WRAP_UP_BLOCKING),
+        "whether wrap-up holds capacity (default always)",
+    ),
+    optional(
+        "wrap_up_blocking_secs",
+        Kind::Number,
+        "with for_seconds: 30 to 3600",
+    ),
+    optional(
+        "offer_timeout_secs",
+        Kind::Number,
+        "how long an offer waits (default 120)",
+    ),
+];
+const QUEUE: &[Field] = &[
+    required("name", Kind::Text, "the queue's name"),
+    required("workstream_id", Kind::Uuid, "the workstream it follows"),
+    optional(
+        "method",
+        Kind::Choice(input::ASSIGNMENT_METHODS),
+        "how an agent is chosen (default highest_capacity)",
+    ),
+];
+const CUSTOM_PRESENCE: &[Field] = &[
+    required("name", Kind::Text, "the presence's name"),
+    required(
+        "base",
+        Kind::Choice(input::BASE_NAMES),
+        "the base status routing sees",
+    ),
+];
+const AGENT_PROFILE: &[Field] = &[
+    required("name", Kind::Text, "the agent's name"),
+    required("capacity_units", Kind::Number, "total capacity units"),
+    optional("skills", Kind::TextList, "the agent's skills"),
+    optional(
+        "max_sessions",
+        Kind::Number,
+        "session tabs the desktop holds (default 10)",
+    ),
+    optional(
+        "default_presence_id",
+        Kind::Uuid,
+        "the presence at sign-in (default Available)",
+    ),
+];
+const CAPACITY: &[Field] = &[required(
+    "capacity_units",
+    Kind::Number,
+    "total capacity units",
+)];
 
 /// Every endpoint but `/openapi.json`.
 pub static ENDPOINTS: &[Endpoint] = &[
@@ -592,6 +658,84 @@ pub static ENDPOINTS: &[Endpoint] = &[
         &[],
         CCAAS_MODIFY,
         (ccaas_modify_presence, "CcaasPresence"),
+    ),
+    // --- administration ---
+    command_as(
+        Verb::Put,
+        command(
+            "/v1/workstreams/{workstream_id}",
+            "configureWorkstream",
+            ADMINISTRATION,
+            "Create or replace a workstream",
+            WORKSTREAM,
+            input::configure_workstream,
+        ),
+    ),
+    command_as(
+        Verb::Put,
+        command(
+            "/v1/queues/{queue_id}",
+            "configureQueue",
+            ADMINISTRATION,
+            "Create or replace a queue",
+            QUEUE,
+            input::configure_queue,
+        ),
+    ),
+    command_as(
+        Verb::Put,
+        command(
+            "/v1/presences/{presence_id}",
+            "defineCustomPresence",
+            ADMINISTRATION,
+            "Define a custom presence",
+            CUSTOM_PRESENCE,
+            input::define_custom_presence,
+        ),
+    ),
+    command_as(
+        Verb::Put,
+        command(
+            "/v1/agents/{agent_id}",
+            "provisionAgent",
+            ADMINISTRATION,
+            "Provision an agent (or replace the profile)",
+            AGENT_PROFILE,
+            input::provision_agent,
+        ),
+    ),
+    command_as(
+        Verb::Put,
+        command(
+            "/v1/agents/{agent_id}/capacity",
+            "setAgentCapacity",
+            ADMINISTRATION,
+            "Set an agent's capacity",
+            CAPACITY,
+            input::set_agent_capacity,
+        ),
+    ),
+    command_as(
+        Verb::Put,
+        command(
+            "/v1/queues/{queue_id}/members/{agent_id}",
+            "addAgentToQueue",
+            ADMINISTRATION,
+            "Make the agent a member of the queue",
+            &[],
+            input::add_agent_to_queue,
+        ),
+    ),
+    command_as(
+        Verb::Delete,
+        command(
+            "/v1/queues/{queue_id}/members/{agent_id}",
+            "removeAgentFromQueue",
+            ADMINISTRATION,
+            "Remove the agent from the queue",
+            &[],
+            input::remove_agent_from_queue,
+        ),
     ),
     // --- queues ---
     read(
