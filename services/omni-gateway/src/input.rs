@@ -98,7 +98,7 @@ impl Input {
             if name == ACCESS_TOKEN {
                 continue;
             }
-            if !declared_query.iter().any(|f| f.name == name) {
+            let Some(field) = declared_query.iter().find(|f| f.name == name) else {
                 return Err(ApiError::field(
                     &name,
                     format!(
@@ -106,10 +106,8 @@ impl Input {
                         expected(declared_query)
                     ),
                 ));
-            }
-            if let Some(field) = declared_query.iter().find(|f| f.name == name) {
-                check_text(field, &value)?;
-            }
+            };
+            check_text(field, &value)?;
             if params.insert(name.clone(), value).is_some() {
                 return Err(ApiError::field(&name, format!("'{name}' is given twice")));
             }
@@ -511,12 +509,10 @@ pub fn assignment_methods() -> Vec<(String, omni_core::AssignmentMethod)> {
     named(omni_core::AssignmentMethod::ALL)
 }
 pub const MEDIA_ACTIONS: &[&str] = &["start", "pause", "resume", "stop"];
-const MEDIA_ACTION_VALUES: &[(&str, MediaAction)] = &[
-    ("start", MediaAction::Start),
-    ("pause", MediaAction::Pause),
-    ("resume", MediaAction::Resume),
-    ("stop", MediaAction::Stop),
-];
+
+pub fn media_actions() -> Vec<(String, MediaAction)> {
+    named(MediaAction::ALL)
+}
 
 fn entity_choices() -> Vec<(&'static str, LinkEntity)> {
     LinkEntity::ALL
@@ -814,7 +810,23 @@ fn media(i: &Input, media: MediaKind) -> Result<Prepared, ApiError> {
             actor,
             conversation: conversation(i)?,
             media,
-            action: i.path_choice("action", MEDIA_ACTION_VALUES)?,
+            action: i.path_choice("action", &borrowed(&media_actions()))?,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lists the OpenAPI document shows are the ones the builders accept.
+    #[test]
+    fn documented_values_are_accepted_values() {
+        assert_eq!(WRAP_UP_BLOCKING, labels(WRAP_UP_BLOCKING_VALUES));
+        assert_eq!(ENTITIES, labels(&entity_choices()));
+    }
+
+    fn labels<T>(pairs: &[(&'static str, T)]) -> Vec<&'static str> {
+        pairs.iter().map(|(label, _)| *label).collect()
+    }
 }
