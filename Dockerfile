@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 #
-# The engine (`omni up`: conversation service, router, /metrics) in one image.
+# The engine (`omni up`: conversation service, router, projector, presence, the HTTP gateway,
+# /metrics) in one image.
 # Built in two stages: a Rust toolchain compiles the `omni` binary, a slim Debian runs it.
 # `docker compose up` (docker-compose.yml) runs it next to a NATS server with JetStream.
 
@@ -28,11 +29,11 @@ USER omni
 WORKDIR /data
 # The log lives under /data/log.
 VOLUME ["/data"]
-# Prometheus metrics at /metrics.
-EXPOSE 9464
+# Prometheus metrics at /metrics; the HTTP API (omni-gateway).
+EXPOSE 9464 8080
 # `omni up` stops cleanly on SIGINT (queued commands answered, the log closed); docker's
 # default SIGTERM would be ignored by PID 1 until the kill.
 STOPSIGNAL SIGINT
 ENV RUST_LOG=info
 ENTRYPOINT ["omni"]
-CMD ["up", "--data", "/data", "--nats-url", "nats://nats:4222", "--metrics-addr", "0.0.0.0:9464"]
+CMD ["up", "--data", "/data", "--nats-url", "nats://nats:4222", "--metrics-addr", "0.0.0.0:9464", "--http", "0.0.0.0:8080"]

@@ -17,8 +17,8 @@ fn the_core_depends_on_no_runtime_bus_or_storage_crate() {
     }
 }
 
-/// What the simulator must not reach: it talks to an engine over the bus like any client.
-const FORBIDDEN_IN_SIMULATE: &[&str] = &[
+/// What a client of the engine must not reach: it talks to an engine over the bus.
+const ENGINE_INTERNALS: &[&str] = &[
     "omni-engine",
     "omni-conversations",
     "omni-router",
@@ -30,11 +30,21 @@ const FORBIDDEN_IN_SIMULATE: &[&str] = &[
 
 #[test]
 fn the_simulator_reaches_the_engine_only_over_the_bus() {
-    let (crates, tree) = dependencies_of("omni-simulate");
-    for forbidden in FORBIDDEN_IN_SIMULATE {
+    assert_reaches_none("omni-simulate", ENGINE_INTERNALS);
+}
+
+/// The gateway is a client like the simulator: commands, queries and presence on the bus.
+#[test]
+fn the_gateway_reaches_the_engine_only_over_the_bus() {
+    assert_reaches_none("omni-gateway", ENGINE_INTERNALS);
+}
+
+fn assert_reaches_none(package: &str, forbidden: &[&str]) {
+    let (crates, tree) = dependencies_of(package);
+    for forbidden in forbidden {
         assert!(
             !crates.iter().any(|c| c == forbidden),
-            "omni-simulate depends on {forbidden}:\n{tree}"
+            "{package} depends on {forbidden}:\n{tree}"
         );
     }
 }

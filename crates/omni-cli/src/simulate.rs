@@ -47,6 +47,19 @@ pub struct SimulateArgs {
     /// people with it (a demo wants 10–60). Against a running engine, use the engine's.
     #[arg(long, default_value_t = 1)]
     time_scale: u32,
+    /// With --start-engine: where to serve its HTTP gateway (port 0: a free one; the URL is
+    /// printed).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    http: SocketAddr,
+    /// With --start-engine: the gateway's API token; without one, a token is generated and
+    /// printed.
+    #[arg(
+        long = "token",
+        env = "OMNI_API_TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    tokens: Vec<String>,
     /// A running engine's NATS server (without --start-engine).
     #[arg(long, env = "NATS_URL")]
     nats_url: Option<String>,
@@ -92,13 +105,21 @@ fn init_tracing() {
         .init();
 }
 
-fn engine_config(data: &Path, time_scale: u32) -> EngineConfig {
+/// An engine of its own; `http` serves its gateway with these tokens (none: one generated).
+fn engine_config(
+    data: &Path,
+    time_scale: u32,
+    http: Option<(SocketAddr, Vec<String>)>,
+) -> EngineConfig {
+    let (http_addr, api_tokens) = http.map_or((None, Vec::new()), |(a, t)| (Some(a), t));
     EngineConfig {
         // Its own server, even when NATS_URL is set: two engines on one bus would share the
         // intake.
         nats_url: None,
         metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         time_scale,
+        http_addr,
+        api_tokens,
         ..EngineConfig::new(data)
     }
 }
@@ -117,7 +138,10 @@ async fn run_simulation(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     };
     let mut engine = None;
     let url = if args.start_engine {
-        let started = Engine::start(engine_config(&args.data, config.time_scale))
+        let tokens = crate::up::chosen_tokens(&args.tokens);
+        let token_generated = tokens.is_empty();
+        let http = Some((args.http, tokens));
+        let started = Engine::start(engine_config(&args.data, config.time_scale, http))
             .await
             .context("starting the engine")?;
         eprintln!(
@@ -128,6 +152,7 @@ async fn run_simulation(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
                 .metrics_addr
                 .map_or_else(|| "off".to_owned(), |a| format!("http://{a}/metrics"))
         );
+        print_gateway(&started, token_generated);
         let url = started.nats_url.clone();
         engine = Some(started);
         url
@@ -163,6 +188,21 @@ async fn run_simulation(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         print!("{report}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The gateway's URL and the dashboard's, with the token (shown only when generated here:
+/// a token the user chose is theirs already).
+fn print_gateway(engine: &Engine, token_generated: bool) {
+    let (Some(addr), Some(token)) = (engine.http_addr, engine.api_tokens.first()) else {
+        return;
+    };
+    let shown = if token_generated {
+        token.as_str()
+    } else {
+        "$OMNI_API_TOKEN"
+    };
+    eprintln!("gateway: http://{addr} (API: http://{addr}/openapi.json; token {shown})");
+    eprintln!("dashboard: http://{addr}/dashboard?access_token={shown}");
 }
 
 fn rand_seed() -> u64 {
@@ -252,7 +292,7 @@ async fn run_bench(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }
-        let mut engine = Engine::start(engine_config(&dir, 1))
+        let mut engine = Engine::start(engine_config(&dir, 1, None))
             .await
             .context("starting the engine")?;
         let (url, metrics) = (engine.nats_url.clone(), Arc::clone(&engine.metrics));

@@ -21,6 +21,18 @@ pub struct UpArgs {
     /// out after 120 engine seconds).
     #[arg(long, default_value_t = 1)]
     pub time_scale: u32,
+    /// Where to serve the HTTP gateway (the REST API, /openapi.json).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+    /// The API token HTTP clients present (`Authorization: Bearer <token>`); repeat or
+    /// separate by commas for several. Without one, a token is generated and printed.
+    #[arg(
+        long = "token",
+        env = "OMNI_API_TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub tokens: Vec<String>,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     pub log_json: bool,
@@ -32,6 +44,8 @@ impl UpArgs {
             nats_url: self.nats_url.clone(),
             metrics_addr: Some(self.metrics_addr),
             time_scale: self.time_scale,
+            http_addr: Some(self.http),
+            api_tokens: chosen_tokens(&self.tokens),
             ..EngineConfig::new(&self.data)
         }
     }
@@ -56,9 +70,13 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let mut engine = Engine::start(args.engine_config()).await?;
+        if chosen_tokens(&args.tokens).is_empty() {
+            print_generated_token(&engine);
+        }
         tracing::info!(
             nats = %engine.nats_url,
             metrics = ?engine.metrics_addr.map(|a| format!("http://{a}/metrics")),
+            http = ?engine.http_addr.map(|a| format!("http://{a}")),
             data = %args.data.display(),
             "omni is up; Ctrl-C stops it"
         );
@@ -73,4 +91,19 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             None => Ok(ExitCode::SUCCESS),
         }
     })
+}
+
+/// The tokens the user chose; an empty `OMNI_API_TOKEN` (as docker-compose passes when none
+/// is exported) chooses none, so one is generated.
+pub fn chosen_tokens(tokens: &[String]) -> Vec<String> {
+    tokens.iter().filter(|t| !t.is_empty()).cloned().collect()
+}
+
+/// Shows the token the engine generated, once: nobody can call the API without it.
+fn print_generated_token(engine: &Engine) {
+    if let Some(token) = engine.api_tokens.first() {
+        eprintln!(
+            "API token (generated for this run; set OMNI_API_TOKEN or --token to choose one): {token}"
+        );
+    }
 }

@@ -7,7 +7,8 @@
 //! - the services, each a task with its own `run(config, …, shutdown)`: conversations (the
 //!   writer), router, projector (storing its snapshot in the log, so `omni replay --verify`
 //!   checks a run), presence;
-//! - `/metrics` in the Prometheus text format.
+//! - `/metrics` in the Prometheus text format;
+//! - the HTTP gateway (`omni-gateway`: the REST API, bearer tokens) when `http_addr` is set.
 
 mod nats;
 
@@ -34,6 +35,10 @@ pub struct EngineConfig {
     pub time_scale: u32,
     /// Routers to run (more than one only to show that racing routers never overbook).
     pub routers: usize,
+    /// Where to serve the HTTP gateway; `None` serves none. Port 0 picks a free one.
+    pub http_addr: Option<SocketAddr>,
+    /// The gateway's API tokens; when empty, one is generated ([`Engine::api_tokens`]).
+    pub api_tokens: Vec<String>,
 }
 
 impl EngineConfig {
@@ -44,6 +49,8 @@ impl EngineConfig {
             metrics_addr: None,
             time_scale: 1,
             routers: 1,
+            http_addr: None,
+            api_tokens: Vec::new(),
         }
     }
 }
@@ -58,6 +65,10 @@ pub enum EngineError {
     Store(#[from] omni_store::StoreError),
     #[error("cannot serve metrics on {addr}: {reason}")]
     Metrics { addr: SocketAddr, reason: String },
+    #[error("cannot start the HTTP gateway: {0}")]
+    Gateway(omni_gateway::GatewayError),
+    #[error("cannot generate an API token: {0}")]
+    Token(getrandom::Error),
     #[error("the {service} service failed: {reason}")]
     Service {
         service: &'static str,
@@ -73,6 +84,11 @@ pub struct Engine {
     /// Where `/metrics` is served, if it is.
     pub metrics_addr: Option<SocketAddr>,
     pub metrics: Arc<Metrics>,
+    /// Where the HTTP gateway is served, if it is.
+    pub http_addr: Option<SocketAddr>,
+    /// The tokens the gateway accepts: the configured ones, or the one generated (empty when
+    /// no gateway runs).
+    pub api_tokens: Vec<String>,
     stop: watch::Sender<bool>,
     services: JoinSet<(&'static str, Result<(), String>)>,
     log: Arc<SledLog>,
@@ -82,6 +98,11 @@ pub struct Engine {
 impl Engine {
     /// Starts everything; returns once every service is listening.
     pub async fn start(config: EngineConfig) -> Result<Engine, EngineError> {
+        // The HTTP port is taken first: a port in use fails before anything else starts.
+        let gateway = match config.http_addr {
+            Some(addr) => Some(bind_gateway(addr, &config.api_tokens).await?),
+            None => None,
+        };
         let nats = match &config.nats_url {
             Some(_) => None,
             None => Some(NatsServer::start(&config.data.join("nats")).await?),
@@ -159,10 +180,27 @@ impl Engine {
             ),
             None => None,
         };
+        let (http_addr, api_tokens) = match gateway {
+            Some((bound, tokens)) => {
+                let addr = bound.local_addr();
+                let client = connect(&nats_url, "gateway").await?;
+                // Other HTTP parts of the engine (webhooks, the dashboard) merge their routers
+                // into this one: they are served behind the gateway's tokens and limits.
+                let mounted = axum::Router::new();
+                services.spawn(named(
+                    "gateway",
+                    bound.serve(client, mounted, shutdown.clone()),
+                ));
+                (Some(addr), tokens)
+            }
+            None => (None, Vec::new()),
+        };
         Ok(Engine {
             nats_url,
             metrics_addr,
             metrics,
+            http_addr,
+            api_tokens,
             stop,
             services,
             log,
@@ -211,6 +249,22 @@ impl Engine {
         }
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// Takes the gateway's port; with no tokens configured, one is generated.
+async fn bind_gateway(
+    addr: SocketAddr,
+    tokens: &[String],
+) -> Result<(omni_gateway::Bound, Vec<String>), EngineError> {
+    let tokens = if tokens.is_empty() {
+        vec![omni_gateway::generate_token().map_err(EngineError::Token)?]
+    } else {
+        tokens.to_vec()
+    };
+    let bound = omni_gateway::bind(omni_gateway::Config::new(addr, tokens.clone()))
+        .await
+        .map_err(EngineError::Gateway)?;
+    Ok((bound, tokens))
 }
 
 async fn named<E: std::fmt::Display>(
