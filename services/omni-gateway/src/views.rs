@@ -35,7 +35,7 @@ fn record(link: Option<&pb::LinkedRecord>) -> Value {
     link.map_or(Value::Null, |r| {
         json!({
             "entity_logical_name": omni_core::LinkEntity::from_code(r.entity).map(|e| e.logical_name()),
-            "record_id": Value::String(r.record_id.clone()),
+            "record_id": id(&r.record_id),
         })
     })
 }
@@ -86,7 +86,7 @@ pub fn conversation(c: &pb::ConversationView) -> Value {
 fn presence(p: Option<&pb::Presence>) -> Value {
     p.map_or(Value::Null, |p| {
         json!({
-            "presence_id": Value::String(p.presence_id.clone()),
+            "presence_id": id(&p.presence_id),
             "base": name(p.base, BaseStatus::from_code),
             "base_code": p.base,
         })
@@ -117,7 +117,7 @@ pub fn agent(a: &pb::AgentView) -> Value {
 pub fn ccaas_presence(a: &pb::AgentView) -> Value {
     json!({
         "AgentId": id(&a.agent_id),
-        "CurrentPresenceId": a.presence.as_ref().map(|p| p.presence_id.clone()),
+        "CurrentPresenceId": a.presence.as_ref().map(|p| id(&p.presence_id)),
         "BasePresenceStatus": a.presence.as_ref().map(|p| p.base),
         "IsAgentLoggedIn": a.signed_in,
         "AvailableUnitsCapacity": a.available_units,
