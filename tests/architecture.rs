@@ -8,33 +8,38 @@ const FORBIDDEN_IN_CORE: &[&str] = &["tokio", "async-nats", "sled", "mio", "sock
 
 #[test]
 fn the_core_depends_on_no_runtime_bus_or_storage_crate() {
-    let (crates, tree) = dependencies_of("omni-core");
-    for forbidden in FORBIDDEN_IN_CORE {
-        assert!(
-            !crates.iter().any(|c| c == forbidden),
-            "omni-core depends on {forbidden}:\n{tree}"
-        );
-    }
+    assert_reaches_none("omni-core", FORBIDDEN_IN_CORE);
 }
 
-/// What the simulator must not reach: it talks to an engine over the bus like any client.
-const FORBIDDEN_IN_SIMULATE: &[&str] = &[
+/// The engine's services and its log: what a client of the engine must not reach, since it
+/// talks to an engine over the bus like any other.
+const ENGINE_CRATES: &[&str] = &[
     "omni-engine",
     "omni-conversations",
     "omni-router",
     "omni-projector",
     "omni-presence",
     "omni-store",
-    "sled",
 ];
 
 #[test]
 fn the_simulator_reaches_the_engine_only_over_the_bus() {
-    let (crates, tree) = dependencies_of("omni-simulate");
-    for forbidden in FORBIDDEN_IN_SIMULATE {
+    assert_reaches_none("omni-simulate", ENGINE_CRATES);
+    assert_reaches_none("omni-simulate", &["sled"]);
+}
+
+/// The webhook service keeps its own sled database, but reads the log only over the bus.
+#[test]
+fn the_webhook_service_reaches_the_engine_only_over_the_bus() {
+    assert_reaches_none("omni-webhooks", ENGINE_CRATES);
+}
+
+fn assert_reaches_none(package: &str, forbidden: &[&str]) {
+    let (crates, tree) = dependencies_of(package);
+    for forbidden in forbidden {
         assert!(
             !crates.iter().any(|c| c == forbidden),
-            "omni-simulate depends on {forbidden}:\n{tree}"
+            "{package} depends on {forbidden}:\n{tree}"
         );
     }
 }

@@ -285,6 +285,22 @@ fn the_signature_is_the_hmac_sha256_of_the_body() {
 
 // --- harness ---------------------------------------------------------------------------------
 
+/// A live engine with the standard world of the rule tests, and the webhook service on it,
+/// configured for tests and then by `adjust`. Keep the directory until the end.
+async fn started(name: &str, adjust: impl FnOnce(&mut Config)) -> (TempDir, Live, Service) {
+    let dir = TempDir::new(name);
+    let mut config = test_config(&dir.path().join("webhooks"));
+    adjust(&mut config);
+    let live = Live::standard(name, 1).await;
+    let service = Service::start(config, &live).await;
+    (dir, live, service)
+}
+
+/// The URL of a receiver that is down.
+async fn dead_url() -> String {
+    format!("http://127.0.0.1:{}/hook", dead_port().await)
+}
+
 fn test_config(path: &Path) -> Config {
     let mut config = Config::new(path);
     config.retry = RetryPolicy {
@@ -627,9 +643,7 @@ type BadCase<'a> = (
 #[test]
 fn registrations_are_created_listed_shown_and_deleted() {
     block_on(async {
-        let dir = TempDir::new("webhooks-api");
-        let live = Live::start("webhooks-api", 1).await;
-        let service = Service::start(test_config(&dir.path().join("webhooks")), &live).await;
+        let (_dir, live, service) = started("webhooks-api", |_| {}).await;
         let api = &service.api;
 
         let (status, created) = api
@@ -701,9 +715,7 @@ fn registrations_are_created_listed_shown_and_deleted() {
 #[test]
 fn bad_input_is_refused_naming_what_was_wrong() {
     block_on(async {
-        let dir = TempDir::new("webhooks-bad");
-        let live = Live::start("webhooks-bad", 1).await;
-        let service = Service::start(test_config(&dir.path().join("webhooks")), &live).await;
+        let (_dir, live, service) = started("webhooks-bad", |_| {}).await;
         let api = &service.api;
         let known = api.register("http://127.0.0.1:9/hook").await;
         let unknown = Uuid::now_v7();
@@ -893,16 +905,10 @@ fn bad_input_is_refused_naming_what_was_wrong() {
 #[test]
 fn a_presence_change_is_posted_signed_and_a_dead_receiver_delays_no_one() {
     block_on(async {
-        let dir = TempDir::new("webhooks-deliver");
-        let live = Live::standard("webhooks-deliver", 1).await;
-        let service = Service::start(test_config(&dir.path().join("webhooks")), &live).await;
+        let (_dir, live, service) = started("webhooks-deliver", |_| {}).await;
         let mut receiver = Receiver::start(0).await;
         let up = service.api.register(&receiver.url()).await;
-        let dead_port = dead_port().await;
-        let dead = service
-            .api
-            .register(&format!("http://127.0.0.1:{dead_port}/hook"))
-            .await;
+        let dead = service.api.register(&dead_url().await).await;
 
         // Signing in makes Ann Available; her change to Away follows.
         live.accepted(Actor::Agent(ANN), Command::SignIn { agent: ANN })
@@ -976,9 +982,7 @@ fn a_presence_change_is_posted_signed_and_a_dead_receiver_delays_no_one() {
 #[test]
 fn a_receiver_that_was_down_gets_every_change_in_order_after_retries() {
     block_on(async {
-        let dir = TempDir::new("webhooks-retry");
-        let live = Live::standard("webhooks-retry", 1).await;
-        let service = Service::start(test_config(&dir.path().join("webhooks")), &live).await;
+        let (_dir, live, service) = started("webhooks-retry", |_| {}).await;
         let port = dead_port().await;
         let id = service
             .api
@@ -1073,4 +1077,135 @@ fn a_restart_resumes_without_losing_or_resending_notifications() {
         receiver.stop().await;
         live.stop().await;
     });
+}
+
+/// The delivery log of `id`, oldest first, as (position, state).
+async fn states(api: &Api, id: &str) -> Vec<(u64, String)> {
+    let mut log: Vec<(u64, String)> = api
+        .deliveries(id)
+        .await
+        .iter()
+        .map(|d| {
+            (
+                d["position"].as_u64().expect("a position"),
+                d["state"].as_str().expect("a state").to_owned(),
+            )
+        })
+        .collect();
+    log.reverse();
+    log
+}
+
+#[test]
+fn a_delivery_is_given_up_after_its_last_attempt() {
+    block_on(async {
+        let (_dir, live, service) =
+            started("webhooks-failed", |config| config.retry.max_attempts = 3).await;
+        let id = service.api.register(&dead_url().await).await;
+
+        let away = live
+            .accepted(Actor::Agent(ANN), Command::SignIn { agent: ANN })
+            .await
+            .last_position()
+            .expect("events");
+        let failed = wait_for_delivery(&service.api, &id, away, "failed", 3).await;
+        assert_eq!(failed["attempts"], 3, "{failed}");
+        assert!(failed["next_attempt_at"].is_null());
+        assert!(failed["last_error"].as_str().is_some_and(|e| !e.is_empty()));
+        let log = states(&service.api, &id).await;
+        assert!(log.iter().all(|(_, state)| state == "failed"), "{log:?}");
+        let (_, shown) = service
+            .api
+            .call(Method::GET, &format!("/v1/webhooks/{id}"), None)
+            .await;
+        assert_eq!(shown["pending"], 0);
+
+        service.stop().await;
+        live.stop().await;
+    });
+}
+
+#[test]
+fn a_full_queue_drops_its_oldest_waiting_delivery() {
+    block_on(async {
+        let (_dir, live, service) = started("webhooks-full", |config| config.max_pending = 2).await;
+        let id = service.api.register(&dead_url().await).await;
+
+        live.accepted(Actor::Agent(ANN), Command::SignIn { agent: ANN })
+            .await;
+        for presence in [
+            PresenceId::AWAY,
+            PresenceId::BUSY_DND,
+            PresenceId::AVAILABLE,
+        ] {
+            set_presence(&live, ANN, presence).await;
+        }
+        let available = wait_until_logged(&service.api, &id, 5).await;
+        let log = states(&service.api, &id).await;
+        let (dropped, kept) = log.split_at(3);
+        assert!(dropped.iter().all(|(_, s)| s == "dropped"), "{log:?}");
+        assert!(
+            kept.iter().all(|(_, s)| s == "pending" || s == "retrying"),
+            "{log:?}"
+        );
+        assert_eq!(
+            kept.last().map(|(p, _)| *p),
+            Some(available),
+            "the newest is kept"
+        );
+        let (_, shown) = service
+            .api
+            .call(Method::GET, &format!("/v1/webhooks/{id}"), None)
+            .await;
+        assert_eq!(shown["pending"], 2);
+
+        // The log pages newest first.
+        let mut paged = Vec::new();
+        let mut before: Option<u64> = None;
+        loop {
+            let query = before.map_or(String::new(), |b| format!("&before={b}"));
+            let (status, page) = service
+                .api
+                .call(
+                    Method::GET,
+                    &format!("/v1/webhooks/{id}/deliveries?limit=2{query}"),
+                    None,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            let records = page["deliveries"].as_array().expect("a list");
+            assert!(records.len() <= 2);
+            paged.extend(
+                records
+                    .iter()
+                    .map(|d| d["position"].as_u64().expect("a position")),
+            );
+            match page["next_before"].as_u64() {
+                Some(next) => before = Some(next),
+                None => break,
+            }
+        }
+        let mut newest_first: Vec<u64> = log.iter().map(|(p, _)| *p).collect();
+        newest_first.reverse();
+        assert_eq!(paged, newest_first);
+
+        service.stop().await;
+        live.stop().await;
+    });
+}
+
+/// Waits until the delivery log of `id` has `count` records; returns the newest's position.
+async fn wait_until_logged(api: &Api, id: &str, count: usize) -> u64 {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let log = api.deliveries(id).await;
+        if log.len() >= count {
+            return log[0]["position"].as_u64().expect("a position");
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{count} deliveries logged: {log:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -41,6 +41,8 @@ pub use store::{DeliveryRecord, DeliveryState};
 
 /// The service's name: its NATS client name and its logs.
 pub const SERVICE: &str = "webhooks";
+/// Events folded, and their deliveries stored, in one transaction at most.
+const BATCH: usize = 1_024;
 const USER_AGENT: &str = concat!("omni-webhooks/", env!("CARGO_PKG_VERSION"));
 
 #[derive(Clone, Debug)]
@@ -325,26 +327,23 @@ impl Webhooks {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), WebhooksError> {
         let mut statuses = status::Statuses::default();
+        let mut batch = Vec::with_capacity(BATCH);
         loop {
-            let first = tokio::select! {
+            let received = tokio::select! {
                 biased;
                 _ = shutdown.changed() => return Ok(()),
-                followed = events.recv() => match followed {
-                    Some(followed) => followed,
-                    None if *shutdown.borrow() => return Ok(()),
-                    None => return Err(WebhooksError::FollowerStopped),
-                },
+                received = events.recv_many(&mut batch, BATCH) => received,
             };
-            let mut batch = vec![first];
-            while batch.len() < 1_024 {
-                match events.try_recv() {
-                    Ok(followed) => batch.push(followed),
-                    Err(_) => break,
-                }
+            if received == 0 {
+                return if *shutdown.borrow() {
+                    Ok(())
+                } else {
+                    Err(WebhooksError::FollowerStopped)
+                };
             }
             let last = batch.last().map_or(checkpoint, |f| f.position);
             let mut changes = Vec::new();
-            for followed in batch {
+            for followed in batch.drain(..) {
                 let envelope = match followed.envelope {
                     Ok(envelope) => envelope,
                     Err(error) => {

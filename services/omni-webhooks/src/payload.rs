@@ -269,8 +269,31 @@ impl Entity {
                 agent(),
             ],
         };
+        Entity::agent_status(
+            Some(ENTITY_TYPE),
+            attributes,
+            status_id,
+            Some(n.position.to_string()),
+        )
+    }
+
+    /// The post-entity image an asynchronous step gets: the record's primary key only.
+    fn image(status_id: Uuid) -> Entity {
+        let key = KeyValue {
+            key: "msdyn_agentstatusid",
+            value: Value::Text(status_id.to_string()),
+        };
+        Entity::agent_status(None, vec![key], status_id, None)
+    }
+
+    fn agent_status(
+        type_hint: Option<&'static str>,
+        attributes: Vec<KeyValue<Value>>,
+        status_id: Uuid,
+        row_version: Option<String>,
+    ) -> Entity {
         Entity {
-            type_hint: Some(ENTITY_TYPE),
+            type_hint,
             attributes,
             entity_state: None,
             formatted_values: Vec::new(),
@@ -278,25 +301,7 @@ impl Entity {
             key_attributes: Vec::new(),
             logical_name: "msdyn_agentstatus",
             related_entities: Vec::new(),
-            row_version: Some(n.position.to_string()),
-        }
-    }
-
-    /// The post-entity image an asynchronous step gets: the record's primary key only.
-    fn image(status_id: Uuid) -> Entity {
-        Entity {
-            type_hint: None,
-            attributes: vec![KeyValue {
-                key: "msdyn_agentstatusid",
-                value: Value::Text(status_id.to_string()),
-            }],
-            entity_state: None,
-            formatted_values: Vec::new(),
-            id: status_id,
-            key_attributes: Vec::new(),
-            logical_name: "msdyn_agentstatus",
-            related_entities: Vec::new(),
-            row_version: None,
+            row_version,
         }
     }
 }

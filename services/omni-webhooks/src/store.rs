@@ -236,8 +236,12 @@ impl Store {
             record.state,
             DeliveryState::Pending | DeliveryState::Retrying
         );
-        (&self.pending, &self.deliveries)
-            .transaction(|(pending, log)| {
+        (&self.endpoints, &self.pending, &self.deliveries)
+            .transaction(|(endpoints, pending, log)| {
+                // A worker finishing an attempt as its endpoint is deleted leaves nothing behind.
+                if endpoints.get(endpoint.as_bytes())?.is_none() {
+                    return Ok(false);
+                }
                 let was_pending = if finished {
                     pending.remove(&key[..])?.is_some()
                 } else {
