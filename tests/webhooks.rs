@@ -283,6 +283,19 @@ fn the_signature_is_the_hmac_sha256_of_the_body() {
     );
 }
 
+#[test]
+fn the_backoff_doubles_up_to_its_cap_with_jitter_in_the_upper_half() {
+    let policy = RetryPolicy::default();
+    for attempt in 1..=20 {
+        let cap = (policy.first_backoff * 2u32.pow((attempt - 1).min(20))).min(policy.max_backoff);
+        let wait = omni_webhooks::backoff(&policy, attempt);
+        assert!(
+            cap / 2 <= wait && wait <= cap,
+            "attempt {attempt}: {wait:?} for a cap of {cap:?}"
+        );
+    }
+}
+
 // --- harness ---------------------------------------------------------------------------------
 
 /// A live engine with the standard world of the rule tests, and the webhook service on it,
@@ -337,6 +350,7 @@ fn assert_lock_held(error: &omni_webhooks::WebhooksError) {
 
 /// The webhook service running against an engine, with its API on a local port.
 struct Service {
+    webhooks: Webhooks,
     api: Api,
     stop: watch::Sender<bool>,
     run: JoinHandle<Result<(), omni_webhooks::WebhooksError>>,
@@ -383,6 +397,7 @@ impl Service {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Service {
+            webhooks,
             api: Api::new(addr),
             stop,
             run,
@@ -973,6 +988,18 @@ fn a_presence_change_is_posted_signed_and_a_dead_receiver_delays_no_one() {
             })
             .await;
         assert_eq!(signed_out.presence(), PresenceId::OFFLINE.0.to_string());
+
+        let metrics = service.webhooks.metrics();
+        assert!(metrics.delivered.get() >= 5, "{metrics:?}");
+        assert!(
+            metrics.attempts.get() > metrics.delivered.get(),
+            "the dead one's attempts count"
+        );
+        assert!(
+            metrics
+                .render()
+                .contains("omni_webhook_deliveries_delivered_total ")
+        );
 
         service.stop().await;
         live.stop().await;
