@@ -918,12 +918,28 @@ fn bad_input_is_refused_naming_what_was_wrong() {
 // --- delivery ----------------------------------------------------------------------------------
 
 #[test]
-fn a_presence_change_is_posted_signed_and_a_dead_receiver_delays_no_one() {
+fn a_presence_change_is_posted_signed_and_a_dead_or_hanging_receiver_delays_no_one() {
     block_on(async {
-        let (_dir, live, service) = started("webhooks-deliver", |_| {}).await;
+        // An attempt on the hanging receiver outlasts the test: were the live receiver's
+        // deliveries behind it, they would not arrive in time.
+        let (_dir, live, service) = started("webhooks-deliver", |config| {
+            config.request_timeout = Duration::from_secs(600);
+        })
+        .await;
         let mut receiver = Receiver::start(0).await;
         let up = service.api.register(&receiver.url()).await;
         let dead = service.api.register(&dead_url().await).await;
+        // Connections are queued by the kernel but never accepted: requests go unanswered.
+        let hanging = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let hung = service
+            .api
+            .register(&format!(
+                "http://{}/hook",
+                hanging.local_addr().expect("addr")
+            ))
+            .await;
 
         // Signing in makes Ann Available; her change to Away follows.
         live.accepted(Actor::Agent(ANN), Command::SignIn { agent: ANN })
@@ -989,6 +1005,13 @@ fn a_presence_change_is_posted_signed_and_a_dead_receiver_delays_no_one() {
             .await;
         assert_eq!(signed_out.presence(), PresenceId::OFFLINE.0.to_string());
 
+        let hung_log = service.api.deliveries(&hung).await;
+        assert_eq!(hung_log.len(), service.api.deliveries(&up).await.len());
+        assert!(
+            hung_log.iter().all(|d| d["state"] == "pending"),
+            "{hung_log:?}"
+        );
+
         let metrics = service.webhooks.metrics();
         assert!(metrics.delivered.get() >= 5, "{metrics:?}");
         assert!(
@@ -1002,6 +1025,7 @@ fn a_presence_change_is_posted_signed_and_a_dead_receiver_delays_no_one() {
         );
 
         service.stop().await;
+        drop(hanging);
         live.stop().await;
     });
 }
