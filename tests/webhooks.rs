@@ -461,6 +461,15 @@ impl Api {
         answer["id"].as_str().expect("an id").to_owned()
     }
 
+    /// The registration `id`, which must exist.
+    async fn show(&self, id: &str) -> Value {
+        let (status, shown) = self
+            .call(Method::GET, &format!("/v1/webhooks/{id}"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{shown}");
+        shown
+    }
+
     async fn deliveries(&self, id: &str) -> Vec<Value> {
         let (status, page) = self
             .call(Method::GET, &format!("/v1/webhooks/{id}/deliveries"), None)
@@ -692,10 +701,7 @@ fn registrations_are_created_listed_shown_and_deleted() {
             "secrets are shown once"
         );
 
-        let (status, shown) = api
-            .call(Method::GET, &format!("/v1/webhooks/{id}"), None)
-            .await;
-        assert_eq!(status, StatusCode::OK);
+        let shown = api.show(&id).await;
         assert_eq!(shown["url"], "https://example.com/hooks/presence");
         assert_eq!(shown["pending"], 0);
         assert!(shown.get("secret").is_none());
@@ -1102,6 +1108,8 @@ fn a_restart_resumes_without_losing_or_resending_notifications() {
         let port = receiver.stop().await;
         let dnd = set_presence(&live, ANN, PresenceId::BUSY_DND).await;
         wait_for_delivery(&service.api, &id, dnd, "retrying", 1).await;
+        let shown = service.api.show(&id).await;
+        assert_eq!(shown["pending"], 1, "{shown}");
         service.stop().await;
         let available = set_presence(&live, ANN, PresenceId::AVAILABLE).await;
 
@@ -1123,6 +1131,9 @@ fn a_restart_resumes_without_losing_or_resending_notifications() {
             "what was not delivered, and only that"
         );
         wait_for_delivery(&service.api, &id, available, "delivered", 1).await;
+        // The queue's count was read back from the database and counted down.
+        let shown = service.api.show(&id).await;
+        assert_eq!(shown["pending"], 0, "{shown}");
 
         service.stop().await;
         receiver.stop().await;
@@ -1165,10 +1176,7 @@ fn a_delivery_is_given_up_after_its_last_attempt() {
         assert!(failed["last_error"].as_str().is_some_and(|e| !e.is_empty()));
         let log = states(&service.api, &id).await;
         assert!(log.iter().all(|(_, state)| state == "failed"), "{log:?}");
-        let (_, shown) = service
-            .api
-            .call(Method::GET, &format!("/v1/webhooks/{id}"), None)
-            .await;
+        let shown = service.api.show(&id).await;
         assert_eq!(shown["pending"], 0);
 
         service.stop().await;
@@ -1204,10 +1212,7 @@ fn a_full_queue_drops_its_oldest_waiting_delivery() {
             Some(available),
             "the newest is kept"
         );
-        let (_, shown) = service
-            .api
-            .call(Method::GET, &format!("/v1/webhooks/{id}"), None)
-            .await;
+        let shown = service.api.show(&id).await;
         assert_eq!(shown["pending"], 2);
 
         // The log pages newest first.

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -86,23 +87,24 @@ impl From<WebhooksError> for ApiError {
 
 /// A registration as listed: never its secret.
 #[derive(Serialize)]
-struct EndpointView<'a> {
+struct EndpointView {
     id: Uuid,
-    url: &'a str,
-    description: Option<&'a str>,
+    url: String,
+    description: Option<String>,
     /// Milliseconds since the Unix epoch.
     created_at: i64,
     /// Deliveries waiting to be made or retried.
     pending: usize,
 }
 
-fn view<'a>(webhooks: &Webhooks, endpoint: &'a Endpoint) -> EndpointView<'a> {
+fn view(live: &Live) -> EndpointView {
+    let endpoint = &live.endpoint;
     EndpointView {
         id: endpoint.id,
-        url: &endpoint.url,
-        description: endpoint.description.as_deref(),
+        url: endpoint.url.clone(),
+        description: endpoint.description.clone(),
         created_at: endpoint.created_at,
-        pending: webhooks.inner.store.pending_count(endpoint.id),
+        pending: live.queue.pending.load(Ordering::Relaxed),
     }
 }
 
@@ -115,6 +117,7 @@ async fn register(State(webhooks): State<Webhooks>, body: Bytes) -> Result<Respo
         Some(secret) => secret,
         None => generate_secret()?,
     };
+    let secret_shown = secret.clone();
     let endpoint = Endpoint {
         id: Uuid::now_v7(),
         url: request.url,
@@ -123,19 +126,20 @@ async fn register(State(webhooks): State<Webhooks>, body: Bytes) -> Result<Respo
         created_at: now_ms(),
     };
     let inner = &webhooks.inner;
-    {
+    let mut live = Live {
+        endpoint,
+        queue: Arc::default(),
+        worker: None,
+    };
+    let mut body = {
         let mut endpoints = inner.endpoints();
-        inner.store.insert_endpoint(&endpoint)?;
-        let mut live = Live {
-            endpoint: endpoint.clone(),
-            wake: Arc::default(),
-            worker: None,
-        };
+        inner.store.insert_endpoint(&live.endpoint)?;
         inner.start_worker(&mut live);
-        endpoints.insert(endpoint.id, live);
-    }
-    let mut body = serde_json::to_value(view(&webhooks, &endpoint)).expect("a view serializes");
-    body["secret"] = Value::String(endpoint.secret);
+        let body = serde_json::to_value(view(&live)).expect("a view serializes");
+        endpoints.insert(live.endpoint.id, live);
+        body
+    };
+    body["secret"] = Value::String(secret_shown);
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
@@ -262,20 +266,15 @@ fn generate_secret() -> Result<String, ApiError> {
 
 /// `GET /v1/webhooks` → `{"webhooks": […]}` in registration order.
 async fn list(State(webhooks): State<Webhooks>) -> Json<Value> {
-    let mut endpoints: Vec<Endpoint> = webhooks
-        .inner
-        .endpoints()
-        .values()
-        .map(|live| live.endpoint.clone())
-        .collect();
+    let mut views: Vec<EndpointView> = webhooks.inner.endpoints().values().map(view).collect();
     // Ids are UUIDv7: their order is the order of registration.
-    endpoints.sort_by_key(|e| e.id);
-    let views: Vec<EndpointView> = endpoints.iter().map(|e| view(&webhooks, e)).collect();
+    views.sort_by_key(|v| v.id);
     Json(json!({ "webhooks": views }))
 }
 
-/// The registration named by the path's `id`: 400 when it is not a UUID, 404 when unknown.
-fn find(webhooks: &Webhooks, id: &str) -> Result<Endpoint, ApiError> {
+/// The registration named by the path's `id` (400 when it is not a UUID, 404 when unknown),
+/// as listed.
+fn find(webhooks: &Webhooks, id: &str) -> Result<EndpointView, ApiError> {
     let id = Uuid::parse_str(id).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -288,7 +287,7 @@ fn find(webhooks: &Webhooks, id: &str) -> Result<Endpoint, ApiError> {
         .inner
         .endpoints()
         .get(&id)
-        .map(|live| live.endpoint.clone())
+        .map(view)
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -303,11 +302,8 @@ fn find(webhooks: &Webhooks, id: &str) -> Result<Endpoint, ApiError> {
 async fn show(
     State(webhooks): State<Webhooks>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let endpoint = find(&webhooks, &id)?;
-    Ok(Json(
-        serde_json::to_value(view(&webhooks, &endpoint)).expect("a view serializes"),
-    ))
+) -> Result<Json<EndpointView>, ApiError> {
+    find(&webhooks, &id).map(Json)
 }
 
 /// `DELETE /v1/webhooks/{id}` → 204. Its worker stops, and its pending deliveries and delivery

@@ -12,11 +12,13 @@ use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tokio::sync::{Notify, watch};
+use std::sync::atomic::Ordering;
+
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::store::{DeliveryRecord, DeliveryState, Endpoint};
-use crate::{Inner, RetryPolicy, WebhooksError, now_ms};
+use crate::{Inner, Queue, RetryPolicy, WebhooksError, now_ms};
 
 /// The header with the body's HMAC-SHA256 under the endpoint's secret: `sha256=<hex>`.
 pub const SIGNATURE_HEADER: &str = "x-omni-signature";
@@ -100,12 +102,11 @@ enum Attempt {
     Failed { status: Option<u16>, error: String },
 }
 
-/// Posts the endpoint's pending deliveries until shutdown. `wake` is notified when something
-/// is enqueued for it.
+/// Posts the endpoint's pending deliveries until shutdown.
 pub async fn worker(
     inner: Arc<Inner>,
     endpoint: Endpoint,
-    wake: Arc<Notify>,
+    queue: Arc<Queue>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -121,20 +122,19 @@ pub async fn worker(
         };
         let Some((position, pending, record)) = next else {
             tokio::select! {
-                () = wake.notified() => continue,
+                () = queue.wake.notified() => continue,
                 _ = shutdown.changed() => return,
             }
         };
-        if deliver(
-            &inner,
-            &endpoint,
+        let delivery = Delivery {
+            endpoint: &endpoint,
+            queue: &queue,
             position,
-            &pending.body,
-            record,
-            &mut shutdown,
-        )
-        .await
-        .is_err()
+            body: &pending.body,
+        };
+        if deliver(&inner, &delivery, record, &mut shutdown)
+            .await
+            .is_err()
         {
             return;
         }
@@ -144,16 +144,28 @@ pub async fn worker(
 /// Shutdown came.
 struct Stopped;
 
+/// One delivery being made.
+struct Delivery<'a> {
+    endpoint: &'a Endpoint,
+    queue: &'a Queue,
+    position: u64,
+    body: &'a str,
+}
+
 /// Attempts one delivery until it is finished (or dropped meanwhile).
 async fn deliver(
     inner: &Inner,
-    endpoint: &Endpoint,
-    position: u64,
-    body: &str,
+    delivery: &Delivery<'_>,
     mut record: DeliveryRecord,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), Stopped> {
     let policy = &inner.config.retry;
+    let Delivery {
+        endpoint,
+        position,
+        body,
+        ..
+    } = *delivery;
     loop {
         record.attempts += 1;
         inner.metrics.attempts.add(1);
@@ -188,7 +200,12 @@ async fn deliver(
             }
         };
         let still_pending = match inner.store.record(endpoint.id, &record) {
-            Ok(still_pending) => still_pending,
+            Ok(still_pending) => {
+                if still_pending && wait.is_none() {
+                    delivery.queue.pending.fetch_sub(1, Ordering::Relaxed);
+                }
+                still_pending
+            }
             Err(error) => {
                 tracing::error!(webhook = %endpoint.id, position, %error, "cannot record a delivery attempt");
                 true

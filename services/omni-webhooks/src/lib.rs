@@ -22,6 +22,7 @@ mod store;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -196,11 +197,21 @@ pub struct Webhooks {
     inner: Arc<Inner>,
 }
 
+/// An endpoint's queue as its worker and the folder share it.
+#[derive(Debug, Default)]
+struct Queue {
+    /// Notified when something is enqueued.
+    wake: Notify,
+    /// Deliveries waiting in the database, counted here so that checking for a full queue
+    /// costs nothing. Raised before the deliveries are stored, lowered once they are finished.
+    pending: AtomicUsize,
+}
+
 /// A registered endpoint as the workers know it.
 #[derive(Debug)]
 struct Live {
     endpoint: store::Endpoint,
-    wake: Arc<Notify>,
+    queue: Arc<Queue>,
     /// Its worker, while [`Webhooks::run`] runs.
     worker: Option<AbortHandle>,
 }
@@ -233,7 +244,7 @@ impl Inner {
             let task = tokio::spawn(deliver::worker(
                 Arc::clone(self),
                 live.endpoint.clone(),
-                Arc::clone(&live.wake),
+                Arc::clone(&live.queue),
                 shutdown.clone(),
             ));
             live.worker = Some(task.abort_handle());
@@ -249,9 +260,13 @@ impl Webhooks {
             .endpoints()?
             .into_iter()
             .map(|endpoint| {
+                let queue = Queue {
+                    wake: Notify::new(),
+                    pending: AtomicUsize::new(store.pending_count(endpoint.id)),
+                };
                 let live = Live {
                     endpoint,
-                    wake: Arc::new(Notify::new()),
+                    queue: Arc::new(queue),
                     worker: None,
                 };
                 (live.endpoint.id, live)
@@ -402,6 +417,13 @@ impl Webhooks {
                 })
             })
             .collect();
+        if !changes.is_empty() {
+            for live in endpoints.values() {
+                live.queue
+                    .pending
+                    .fetch_add(changes.len(), Ordering::Relaxed);
+            }
+        }
         inner.store.enqueue(&deliveries, checkpoint)?;
         inner.metrics.notifications.add(changes.len() as u64);
         inner.metrics.enqueued.add(deliveries.len() as u64);
@@ -409,19 +431,25 @@ impl Webhooks {
             return Ok(());
         }
         for live in endpoints.values() {
-            self.drop_overflow(live.endpoint.id)?;
-            live.wake.notify_one();
+            self.drop_overflow(live)?;
+            live.queue.wake.notify_one();
         }
         Ok(())
     }
 
     /// Drops an endpoint's oldest waiting deliveries while it has more than `max_pending`.
-    fn drop_overflow(&self, endpoint: Uuid) -> Result<(), WebhooksError> {
+    fn drop_overflow(&self, live: &Live) -> Result<(), WebhooksError> {
         let store = &self.inner.store;
-        let mut excess = store
-            .pending_count(endpoint)
-            .saturating_sub(self.inner.config.max_pending);
-        while excess > 0 {
+        let endpoint = live.endpoint.id;
+        let max = self.inner.config.max_pending;
+        // Each round drops one, or finds the worker finished it first: the excess is gone
+        // either way.
+        let excess = live
+            .queue
+            .pending
+            .load(Ordering::Relaxed)
+            .saturating_sub(max);
+        for _ in 0..excess {
             let Some(position) = store.oldest_pending(endpoint)? else {
                 return Ok(());
             };
@@ -434,11 +462,11 @@ impl Webhooks {
                     self.inner.config.max_pending
                 ));
                 if store.record(endpoint, &record)? {
+                    live.queue.pending.fetch_sub(1, Ordering::Relaxed);
                     self.inner.metrics.dropped.add(1);
                     tracing::warn!(webhook = %endpoint, position, "queue full; dropped the oldest waiting delivery");
                 }
             }
-            excess -= 1;
         }
         Ok(())
     }
