@@ -3,6 +3,7 @@
 //! so a dead or slow one delays nobody else; the folder that enqueues never waits on any.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::http::{Request, header};
@@ -12,8 +13,6 @@ use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use std::sync::atomic::Ordering;
-
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -160,16 +159,11 @@ async fn deliver(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), Stopped> {
     let policy = &inner.config.retry;
-    let Delivery {
-        endpoint,
-        position,
-        body,
-        ..
-    } = *delivery;
+    let (endpoint, position) = (delivery.endpoint, delivery.position);
     loop {
         record.attempts += 1;
         inner.metrics.attempts.add(1);
-        let outcome = attempt(inner, endpoint, position, body, &record).await;
+        let outcome = attempt(inner, delivery, &record).await;
         record.updated_at = now_ms();
         record.next_attempt_at = None;
         let wait = match outcome {
@@ -229,13 +223,13 @@ async fn deliver(
     }
 }
 
-async fn attempt(
-    inner: &Inner,
-    endpoint: &Endpoint,
-    position: u64,
-    body: &str,
-    record: &DeliveryRecord,
-) -> Attempt {
+async fn attempt(inner: &Inner, delivery: &Delivery<'_>, record: &DeliveryRecord) -> Attempt {
+    let Delivery {
+        endpoint,
+        position,
+        body,
+        ..
+    } = *delivery;
     let request = Request::post(endpoint.url.as_str())
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::USER_AGENT, crate::USER_AGENT)
