@@ -194,6 +194,7 @@ fn sample_notification() -> Notification {
             presence_modified_on: Timestamp(1_722_582_038_000),
             capacity_modified_on: Timestamp(1_722_581_814_000),
         },
+        changed: vec!["msdyn_currentpresenceid", "msdyn_presencemodifiedon"],
         position: 5_948_260,
         event_id: Uuid::from_u128(0x1a14_c3ec_9c50_ef11_bfe3_0022_4802_dbb1),
         command_id: Uuid::from_u128(0x84d0_3007_6a8f_41da_aeae_7b64_60bb_7a04),
@@ -815,6 +816,24 @@ fn bad_input_is_refused_naming_what_was_wrong() {
                 Some("uri"),
             ),
             (
+                Method::POST,
+                "/v1/webhooks".into(),
+                Some(r#"{"url": "https://example.com", "filtering_attributes": ["msdyn_nope"]}"#),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                Some("filtering_attributes"),
+            ),
+            (
+                Method::POST,
+                "/v1/webhooks".into(),
+                Some(
+                    r#"{"url": "https://example.com", "filtering_attributes": "msdyn_currentpresenceid"}"#,
+                ),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                Some("filtering_attributes"),
+            ),
+            (
                 Method::GET,
                 "/v1/webhooks/not-a-uuid".into(),
                 None,
@@ -1264,4 +1283,70 @@ async fn wait_until_logged(api: &Api, id: &str, count: usize) -> u64 {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[test]
+fn an_endpoint_with_filtering_attributes_hears_only_of_those() {
+    block_on(async {
+        let (_dir, live, service) = started("webhooks-filter", |_| {}).await;
+        let mut everything = Receiver::start(0).await;
+        service.api.register(&everything.url()).await;
+        let mut presence_only = Receiver::start(0).await;
+        let body = json!({
+            "url": presence_only.url(),
+            "secret": SECRET,
+            "filtering_attributes": ["msdyn_currentpresenceid"],
+        });
+        let (status, created) = service
+            .api
+            .call(Method::POST, "/v1/webhooks", Some(&body.to_string()))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        assert_eq!(
+            created["filtering_attributes"],
+            json!(["msdyn_currentpresenceid"])
+        );
+
+        // Signing in is two changes (logged in, then Available); a capacity change keeps Ann
+        // Available; then she goes Away.
+        let signed_in = live
+            .accepted(Actor::Agent(ANN), Command::SignIn { agent: ANN })
+            .await;
+        let Outcome::Accepted { events, .. } = signed_in else {
+            unreachable!("accepted")
+        };
+        let capacity = live
+            .accepted(
+                Actor::System,
+                Command::SetAgentCapacity {
+                    agent: ANN,
+                    capacity_units: 5,
+                },
+            )
+            .await
+            .last_position()
+            .expect("an event");
+        let away = set_presence(&live, ANN, PresenceId::AWAY).await;
+
+        let mut all = Vec::new();
+        while all.last() != Some(&away) {
+            all.push(everything.next().await.position());
+        }
+        assert!(
+            all.contains(&events[0].position) && all.contains(&capacity),
+            "{all:?}"
+        );
+        let mut filtered = Vec::new();
+        while filtered.last() != Some(&away) {
+            filtered.push(presence_only.next().await.position());
+        }
+        assert_eq!(
+            filtered,
+            [events[1].position, away],
+            "presence changes only"
+        );
+
+        service.stop().await;
+        live.stop().await;
+    });
 }

@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::store::Endpoint;
-use crate::{Live, Webhooks, WebhooksError, now_ms};
+use crate::{Live, STATUS_ATTRIBUTES, Webhooks, WebhooksError, now_ms};
 
 /// Delivery log entries per page when `limit` is not given, and the most one page holds.
 const DEFAULT_PAGE: usize = 100;
@@ -93,6 +93,8 @@ struct EndpointView {
     description: Option<String>,
     /// Milliseconds since the Unix epoch.
     created_at: i64,
+    /// The status attributes whose changes it is sent; empty: every change.
+    filtering_attributes: Vec<String>,
     /// Deliveries waiting to be made or retried.
     pending: usize,
 }
@@ -104,11 +106,13 @@ fn view(live: &Live) -> EndpointView {
         url: endpoint.url.clone(),
         description: endpoint.description.clone(),
         created_at: endpoint.created_at,
+        filtering_attributes: endpoint.filtering_attributes.clone(),
         pending: live.queue.pending.load(Ordering::Relaxed),
     }
 }
 
-/// `POST /v1/webhooks` `{url, secret?, description?}` → 201 with the registration and its
+/// `POST /v1/webhooks` `{url, secret?, description?, filtering_attributes?}` → 201 with the
+/// registration and its
 /// secret: the only time the secret is shown. Without a secret, one is generated (32 random
 /// bytes, hex).
 async fn register(State(webhooks): State<Webhooks>, body: Bytes) -> Result<Response, ApiError> {
@@ -124,6 +128,7 @@ async fn register(State(webhooks): State<Webhooks>, body: Bytes) -> Result<Respo
         secret,
         description: request.description,
         created_at: now_ms(),
+        filtering_attributes: request.filtering_attributes,
     };
     let inner = &webhooks.inner;
     let mut live = Live {
@@ -147,6 +152,7 @@ struct Registration {
     url: String,
     secret: Option<String>,
     description: Option<String>,
+    filtering_attributes: Vec<String>,
 }
 
 fn parse_registration(body: &[u8]) -> Result<Registration, ApiError> {
@@ -174,11 +180,14 @@ fn parse_registration(body: &[u8]) -> Result<Registration, ApiError> {
     })?;
     let secret = optional_string(&mut fields, "secret")?;
     let description = optional_string(&mut fields, "description")?;
+    let filtering_attributes = filtering_attributes(fields.remove(FILTERING_ATTRIBUTES))?;
     if let Some(unknown) = fields.keys().next() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "unknown_field",
-            format!("unknown field {unknown:?}: expected url, secret, description"),
+            format!(
+                "unknown field {unknown:?}: expected url, secret, description, {FILTERING_ATTRIBUTES}"
+            ),
         )
         .field(unknown.clone()));
     }
@@ -206,7 +215,41 @@ fn parse_registration(body: &[u8]) -> Result<Registration, ApiError> {
         url,
         secret,
         description,
+        filtering_attributes,
     })
+}
+
+const FILTERING_ATTRIBUTES: &str = "filtering_attributes";
+
+/// The seed's "Filtering attributes": status attributes by name, each once; absent, null or
+/// empty sends every change.
+fn filtering_attributes(value: Option<Value>) -> Result<Vec<String>, ApiError> {
+    let invalid = |why: String| {
+        ApiError::invalid(
+            FILTERING_ATTRIBUTES,
+            format!(
+                "{FILTERING_ATTRIBUTES} must be a list of status attributes ({}): {why}",
+                STATUS_ATTRIBUTES.join(", ")
+            ),
+        )
+    };
+    let items = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(other) => return Err(invalid(format!("not {other}"))),
+    };
+    let mut names: Vec<String> = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            Value::String(name) if STATUS_ATTRIBUTES.contains(&name.as_str()) => {
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+            other => return Err(invalid(format!("{other} is not one"))),
+        }
+    }
+    Ok(names)
 }
 
 /// Takes `name` out of `fields`: absent or null is `None`; anything but a string is an error

@@ -37,7 +37,7 @@ pub use deliver::{
     WEBHOOK_HEADER, backoff, signature,
 };
 pub use payload::render as render_payload;
-pub use status::{AgentStatus, Notification};
+pub use status::{AgentStatus, Notification, STATUS_ATTRIBUTES};
 pub use store::{DeliveryRecord, DeliveryState};
 
 /// The service's name: its NATS client name and its logs.
@@ -133,7 +133,7 @@ pub enum WebhooksError {
 pub struct WebhookMetrics {
     /// Agent status changes found.
     pub notifications: Counter,
-    /// Deliveries enqueued (one per endpoint per change).
+    /// Deliveries enqueued (one per change for each endpoint that wants it).
     pub enqueued: Counter,
     /// HTTP attempts made.
     pub attempts: Counter,
@@ -154,7 +154,7 @@ impl WebhookMetrics {
             ),
             (
                 "omni_webhook_deliveries_enqueued_total",
-                "Deliveries enqueued, one per endpoint per change",
+                "Deliveries enqueued, one per change for each endpoint that wants it",
                 &self.enqueued,
             ),
             (
@@ -380,49 +380,46 @@ impl Webhooks {
         }
     }
 
-    /// Stores one delivery per endpoint per change and the new checkpoint, then wakes the
+    /// Stores one delivery per change for every endpoint that wants it (its filtering
+    /// attributes) and the new checkpoint, then wakes the
     /// workers; drops the oldest waiting deliveries of queues that overflowed.
     fn enqueue(&self, changes: &[Notification], checkpoint: u64) -> Result<(), WebhooksError> {
         let inner = &self.inner;
         let endpoints = inner.endpoints();
         let created_at = now_ms();
-        let deliveries: Vec<store::NewDelivery> = changes
-            .iter()
-            .flat_map(|change| {
-                endpoints.values().map(move |live| {
-                    let endpoint = live.endpoint.id;
-                    let delivery_id = deliver::delivery_id(endpoint, change.position);
-                    store::NewDelivery {
-                        endpoint,
+        let mut deliveries = Vec::new();
+        for live in endpoints.values() {
+            let endpoint = live.endpoint.id;
+            let before = deliveries.len();
+            for change in changes.iter().filter(|c| live.endpoint.wants(&c.changed)) {
+                let delivery_id = deliver::delivery_id(endpoint, change.position);
+                deliveries.push(store::NewDelivery {
+                    endpoint,
+                    position: change.position,
+                    pending: store::Pending {
+                        delivery_id,
+                        body: payload::render(change, &inner.config.organization, endpoint),
+                    },
+                    record: DeliveryRecord {
+                        delivery_id,
                         position: change.position,
-                        pending: store::Pending {
-                            delivery_id,
-                            body: payload::render(change, &inner.config.organization, endpoint),
-                        },
-                        record: DeliveryRecord {
-                            delivery_id,
-                            position: change.position,
-                            event_id: change.event_id,
-                            agent_id: change.status.agent.0,
-                            presence_id: change.status.presence.0,
-                            state: DeliveryState::Pending,
-                            attempts: 0,
-                            last_status: None,
-                            last_error: None,
-                            created_at,
-                            updated_at: created_at,
-                            next_attempt_at: None,
-                        },
-                    }
-                })
-            })
-            .collect();
-        if !changes.is_empty() {
-            for live in endpoints.values() {
-                live.queue
-                    .pending
-                    .fetch_add(changes.len(), Ordering::Relaxed);
+                        event_id: change.event_id,
+                        agent_id: change.status.agent.0,
+                        presence_id: change.status.presence.0,
+                        state: DeliveryState::Pending,
+                        attempts: 0,
+                        last_status: None,
+                        last_error: None,
+                        created_at,
+                        updated_at: created_at,
+                        next_attempt_at: None,
+                    },
+                });
             }
+            // Counted before they are stored: a worker cannot finish one before it is counted.
+            live.queue
+                .pending
+                .fetch_add(deliveries.len() - before, Ordering::Relaxed);
         }
         inner.store.enqueue(&deliveries, checkpoint)?;
         inner.metrics.notifications.add(changes.len() as u64);

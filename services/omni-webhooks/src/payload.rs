@@ -18,7 +18,10 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::Organization;
-use crate::status::Notification;
+use crate::status::{
+    AVAILABLE_UNITS, CAPACITY_MODIFIED_ON, CURRENT_PRESENCE, LOGGED_IN, Notification,
+    PRESENCE_MODIFIED_BY, PRESENCE_MODIFIED_ON,
+};
 
 const ENTITY_TYPE: &str = "Entity:http://schemas.microsoft.com/xrm/2011/Contracts";
 const REFERENCE_TYPE: &str = "EntityReference:http://schemas.microsoft.com/xrm/2011/Contracts";
@@ -197,38 +200,33 @@ impl Entity {
         let attribute = |key, value| KeyValue { key, value };
         let status_id_attribute =
             || attribute("msdyn_agentstatusid", Value::Text(status_id.to_string()));
-        let capacity = || {
-            attribute(
-                "msdyn_availableunitscapacity",
-                Value::Number(i64::from(s.available_units)),
-            )
-        };
+        let capacity = || attribute(AVAILABLE_UNITS, Value::Number(i64::from(s.available_units)));
         let presence = || {
             attribute(
-                "msdyn_currentpresenceid",
+                CURRENT_PRESENCE,
                 Value::Reference(Reference::new(s.presence.0, "msdyn_presence")),
             )
         };
         let capacity_modified_on = || {
             attribute(
-                "msdyn_capacitymodifiedon",
+                CAPACITY_MODIFIED_ON,
                 Value::Text(date(s.capacity_modified_on)),
             )
         };
         let modified_by = || {
             attribute(
-                "msdyn_presencemodifiedby",
+                PRESENCE_MODIFIED_BY,
                 Value::Text(s.presence_modified_by.label().to_owned()),
             )
         };
         let presence_modified_on = || {
             attribute(
-                "msdyn_presencemodifiedon",
+                PRESENCE_MODIFIED_ON,
                 Value::Text(date(s.presence_modified_on)),
             )
         };
         let blocked = || attribute("msdyn_isblockedbysomeprofile", Value::Bool(false));
-        let logged_in = || attribute("msdyn_isagentloggedin", Value::Bool(s.logged_in));
+        let logged_in = || attribute(LOGGED_IN, Value::Bool(s.logged_in));
         let agent = || {
             attribute(
                 "msdyn_agentid",

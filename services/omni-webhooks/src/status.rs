@@ -11,6 +11,23 @@ use omni_core::{AgentId, EventKind, PresenceId, PresenceSource, Timestamp, World
 use omni_proto::Envelope;
 use uuid::Uuid;
 
+/// The status attributes, by their Dataverse names: what an endpoint may filter on (the seed's
+/// "Filtering attributes" of a webhook step, e.g. current presence only).
+pub const CURRENT_PRESENCE: &str = "msdyn_currentpresenceid";
+pub const AVAILABLE_UNITS: &str = "msdyn_availableunitscapacity";
+pub const LOGGED_IN: &str = "msdyn_isagentloggedin";
+pub const PRESENCE_MODIFIED_BY: &str = "msdyn_presencemodifiedby";
+pub const PRESENCE_MODIFIED_ON: &str = "msdyn_presencemodifiedon";
+pub const CAPACITY_MODIFIED_ON: &str = "msdyn_capacitymodifiedon";
+pub const STATUS_ATTRIBUTES: [&str; 6] = [
+    CURRENT_PRESENCE,
+    AVAILABLE_UNITS,
+    LOGGED_IN,
+    PRESENCE_MODIFIED_BY,
+    PRESENCE_MODIFIED_ON,
+    CAPACITY_MODIFIED_ON,
+];
+
 /// The `msdyn_agentstatus` fields a notification carries.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct AgentStatus {
@@ -31,6 +48,33 @@ pub struct AgentStatus {
 }
 
 impl AgentStatus {
+    /// The attributes that differ from `before`; all of them for a new agent.
+    fn changed_since(&self, before: Option<&AgentStatus>) -> Vec<&'static str> {
+        let Some(b) = before else {
+            return STATUS_ATTRIBUTES.to_vec();
+        };
+        [
+            (CURRENT_PRESENCE, self.presence != b.presence),
+            (AVAILABLE_UNITS, self.available_units != b.available_units),
+            (LOGGED_IN, self.logged_in != b.logged_in),
+            (
+                PRESENCE_MODIFIED_BY,
+                self.presence_modified_by != b.presence_modified_by,
+            ),
+            (
+                PRESENCE_MODIFIED_ON,
+                self.presence_modified_on != b.presence_modified_on,
+            ),
+            (
+                CAPACITY_MODIFIED_ON,
+                self.capacity_modified_on != b.capacity_modified_on,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, changed)| changed.then_some(name))
+        .collect()
+    }
+
     fn of(agent: &omni_core::Agent) -> AgentStatus {
         AgentStatus {
             agent: agent.profile.id,
@@ -48,6 +92,8 @@ impl AgentStatus {
 #[derive(Clone, Debug)]
 pub struct Notification {
     pub status: AgentStatus,
+    /// The attributes this change changed (names from [`STATUS_ATTRIBUTES`]).
+    pub changed: Vec<&'static str>,
     pub position: u64,
     pub event_id: Uuid,
     /// The command that produced the event (the event's own id when it has no cause).
@@ -78,8 +124,10 @@ impl Statuses {
             self.world.forget(*conversation);
         }
         let after = self.status(agent?)?;
-        (before.as_ref() != Some(&after)).then(|| Notification {
+        let changed = after.changed_since(before.as_ref());
+        (!changed.is_empty()).then(|| Notification {
             status: after,
+            changed,
             position,
             event_id: envelope.event_id,
             command_id: envelope.causation_id.unwrap_or(envelope.event_id),

@@ -26,6 +26,20 @@ pub struct Endpoint {
     pub description: Option<String>,
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,
+    /// Send only changes of one of these status attributes; empty: every change.
+    #[serde(default)]
+    pub filtering_attributes: Vec<String>,
+}
+
+impl Endpoint {
+    /// Whether this endpoint is sent a change of `changed`.
+    pub fn wants(&self, changed: &[&str]) -> bool {
+        self.filtering_attributes.is_empty()
+            || self
+                .filtering_attributes
+                .iter()
+                .any(|name| changed.contains(&name.as_str()))
+    }
 }
 
 /// A delivery waiting to be made (or retried): the exact bytes every attempt sends.
