@@ -16,3 +16,4 @@ mod simulate;
 mod store_crash;
 mod subjects_doc;
 mod support;
+mod webhooks;
