@@ -1139,9 +1139,10 @@ fn gateway_guards_tokens_limits_routes_and_the_engine() {
             .ok();
         assert_eq!(document["openapi"], "3.1.0");
 
-        // The document describes exactly what is served, and everything it describes is
-        // routed (answered by an endpoint, not by the router's 404 or 405).
-        let mut served = omni_gateway::served_routes();
+        // The document describes exactly what is served, the routes the engine mounts (the
+        // webhooks) included, and everything it describes is routed (answered by an endpoint,
+        // not by the router's 404 or 405).
+        let mut served = api.live.engine.http_routes.clone();
         let mut documented = omni_gateway::documented_routes(&document);
         served.sort();
         documented.sort();
@@ -1186,17 +1187,23 @@ fn gateway_guards_tokens_limits_routes_and_the_engine() {
         };
         let bound = omni_gateway::bind(config).await.expect("the gateway binds");
         let second = Http::new(bound.local_addr());
-        let mounted = axum::Router::new()
+        let documented_as = |id: &str| json!({"operationId": id, "responses": {}});
+        let mounted = omni_gateway::Mounted::new()
             .route(
+                Method::GET,
                 "/dashboard",
-                axum::routing::get(|| async { axum::Json(json!({"mounted": true})) }),
+                || async { axum::Json(json!({"mounted": true})) },
+                (),
+                documented_as("dashboard"),
             )
             .route(
+                Method::POST,
                 "/v1/webhooks",
-                axum::routing::post(|axum::Json(body): axum::Json<Value>| async move {
-                    axum::Json(body)
-                }),
+                |axum::Json(body): axum::Json<Value>| async move { axum::Json(body) },
+                (),
+                documented_as("echo"),
             );
+        let second_routes = omni_gateway::served_routes(&mounted);
         let client = omni_engine::connect(&api.live.engine.nats_url, "gateway-test")
             .await
             .expect("a client");
@@ -1207,6 +1214,16 @@ fn gateway_guards_tokens_limits_routes_and_the_engine() {
             .await
             .ok();
         assert_eq!(mounted["mounted"], true);
+        let document = second
+            .send(Method::GET, "/openapi.json", &[], Vec::new())
+            .await
+            .ok();
+        let mut documented = omni_gateway::documented_routes(&document);
+        let mut second_routes = second_routes;
+        documented.sort();
+        second_routes.sort();
+        assert_eq!(documented, second_routes);
+        assert!(second_routes.contains(&("get".to_owned(), "/dashboard".to_owned())));
         second
             .send(Method::GET, "/dashboard", &[], Vec::new())
             .await
@@ -1258,7 +1275,7 @@ fn gateway_guards_tokens_limits_routes_and_the_engine() {
         let client = omni_engine::connect(&nats.url, "gateway-test")
             .await
             .expect("a client");
-        tokio::spawn(bound.serve(client, axum::Router::new(), shutdown));
+        tokio::spawn(bound.serve(client, omni_gateway::Mounted::new(), shutdown));
         let answer = lonely
             .call(&format!("/v1/agents/{}/sign-in", id(ANN)))
             .await;

@@ -1,6 +1,9 @@
-//! Presence webhooks end to end: a live engine, the webhook service following it, its API on
-//! a local axum server, and real local receivers that record what they are sent. Retry
-//! settings are short so a receiver's outage lasts milliseconds, not minutes.
+//! Presence webhooks end to end: a live engine, the webhook service following it, its API
+//! served by the real HTTP gateway with a bearer token, and real local receivers that record
+//! what they are sent. The API tests use the engine's own gateway (`http_addr`), where the
+//! engine mounts the service; the delivery tests run the service with short retry settings
+//! (so a receiver's outage lasts milliseconds, not minutes) behind a gateway of their own, so
+//! they can stop and restart it under a running engine.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -29,6 +32,7 @@ use crate::live::{Live, block_on};
 use crate::support::{ANN, BOB, TempDir};
 
 const SECRET: &str = "a-receiver-shared-secret";
+const TOKEN: &str = "webhooks-test-token";
 const WAIT: Duration = Duration::from_secs(20);
 
 // --- the payload's shape --------------------------------------------------------------------
@@ -349,7 +353,8 @@ fn assert_lock_held(error: &omni_webhooks::WebhooksError) {
     );
 }
 
-/// The webhook service running against an engine, with its API on a local port.
+/// The webhook service running against an engine, with its API served by a gateway on a local
+/// port, as the engine serves it.
 struct Service {
     webhooks: Webhooks,
     api: Api,
@@ -368,17 +373,22 @@ impl Service {
         let client = omni_engine::connect(nats_url, omni_webhooks::SERVICE)
             .await
             .expect("the webhook service connects");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let gateway = omni_gateway::Config::new(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            vec![TOKEN.to_owned()],
+        );
+        let bound = omni_gateway::bind(gateway)
             .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let router = webhooks.router();
-        let mut server_shutdown = shutdown.clone();
+            .expect("the gateway binds");
+        let addr = bound.local_addr();
+        let gateway_client = omni_engine::connect(nats_url, "gateway")
+            .await
+            .expect("the gateway connects");
+        let mounted = webhooks.mounted();
+        let server_shutdown = shutdown.clone();
         let server = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = server_shutdown.changed().await;
-                })
+            bound
+                .serve(gateway_client, mounted, server_shutdown)
                 .await
                 .expect("the API serves");
         });
@@ -399,7 +409,7 @@ impl Service {
         }
         Service {
             webhooks,
-            api: Api::new(addr),
+            api: Api::new(addr, Some(TOKEN)),
             stop,
             run,
             server,
@@ -416,25 +426,32 @@ impl Service {
     }
 }
 
-/// An HTTP client on the API.
+/// An HTTP client on the gateway, presenting `token` when it has one.
 struct Api {
     base: String,
+    token: Option<&'static str>,
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
 impl Api {
-    fn new(addr: SocketAddr) -> Api {
+    fn new(addr: SocketAddr, token: Option<&'static str>) -> Api {
         Api {
             base: format!("http://{addr}"),
+            token,
             client: Client::builder(TokioExecutor::new()).build_http(),
         }
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<&str>) -> (StatusCode, Value) {
-        let request = Request::builder()
+    /// The answer's status and body as bytes.
+    async fn raw(&self, method: Method, path: &str, body: Option<&str>) -> (StatusCode, Bytes) {
+        let mut request = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
+            .header("content-type", "application/json");
+        if let Some(token) = self.token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = request
             .body(Full::new(Bytes::from(body.unwrap_or_default().to_owned())))
             .expect("a request");
         let response = self.client.request(request).await.expect("the API answers");
@@ -445,6 +462,11 @@ impl Api {
             .await
             .expect("a body")
             .to_bytes();
+        (status, bytes)
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<&str>) -> (StatusCode, Value) {
+        let (status, bytes) = self.raw(method, path, body).await;
         let value = if bytes.is_empty() {
             Value::Null
         } else {
@@ -665,11 +687,119 @@ type BadCase<'a> = (
     Option<&'a str>,
 );
 
+/// The standard world on an engine serving its gateway (with the webhooks mounted) and
+/// `/metrics`, and a client presenting the engine's token.
+async fn engine_with_api(name: &str) -> (Live, Api) {
+    let local = SocketAddr::from(([127, 0, 0, 1], 0));
+    let live = Live::standard_with(name, |config| {
+        config.http_addr = Some(local);
+        config.api_tokens = vec![TOKEN.to_owned()];
+        config.metrics_addr = Some(local);
+    })
+    .await;
+    let addr = live.engine.http_addr.expect("the gateway is served");
+    (live, Api::new(addr, Some(TOKEN)))
+}
+
+/// The value of the counter `name` in a Prometheus text answer.
+fn counter(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no counter {name} in:\n{text}"))
+}
+
+#[test]
+fn the_engine_serves_the_webhooks_behind_its_gateway_documents_and_counts_them() {
+    block_on(async {
+        let (live, api) = engine_with_api("webhooks-engine").await;
+        let anonymous = Api::new(live.engine.http_addr.expect("served"), None);
+        let body = Some(r#"{"url": "https://example.com/hooks/presence"}"#);
+        for method in [Method::GET, Method::POST] {
+            let (status, answer) = anonymous.call(method, "/v1/webhooks", body).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+            assert_eq!(answer["code"], "UNAUTHORIZED", "{answer}");
+        }
+        let (_, listed) = api.call(Method::GET, "/v1/webhooks", None).await;
+        assert_eq!(
+            listed,
+            json!({"webhooks": []}),
+            "nothing registered without a token"
+        );
+
+        let mut receiver = Receiver::start(0).await;
+        let id = api.register(&receiver.url()).await;
+        live.accepted(Actor::Agent(ANN), Command::SignIn { agent: ANN })
+            .await;
+        let away = set_presence(&live, ANN, PresenceId::AWAY).await;
+        let received = receiver.next_about(ANN, PresenceId::AWAY).await;
+        assert!(valid_signature(&received));
+        wait_for_delivery(&api, &id, away, "delivered", 1).await;
+
+        // The served document lists the mounted routes with their bodies and errors, and
+        // exactly what the gateway serves.
+        let (status, document) = anonymous.call(Method::GET, "/openapi.json", None).await;
+        assert_eq!(status, StatusCode::OK);
+        let mut documented = omni_gateway::documented_routes(&document);
+        let mut served = live.engine.http_routes.clone();
+        documented.sort();
+        served.sort();
+        assert_eq!(documented, served);
+        let error = json!({"$ref": "#/components/schemas/Error"});
+        for (method, path, error_status) in [
+            ("post", "/v1/webhooks", "422"),
+            ("get", "/v1/webhooks", "401"),
+            ("get", "/v1/webhooks/{id}", "404"),
+            ("delete", "/v1/webhooks/{id}", "404"),
+            ("get", "/v1/webhooks/{id}/deliveries", "400"),
+        ] {
+            assert!(served.contains(&(method.to_owned(), path.to_owned())));
+            let responses = &document["paths"][path][method]["responses"];
+            for status in [error_status, "401", "429"] {
+                assert_eq!(
+                    responses[status]["content"]["application/json"]["schema"], error,
+                    "{method} {path} {status}"
+                );
+            }
+        }
+        let registration = &document["paths"]["/v1/webhooks"]["post"]["requestBody"]["content"]["application/json"]
+            ["schema"];
+        assert_eq!(registration["required"], json!(["url"]));
+        assert_eq!(
+            document["paths"]["/v1/webhooks/{id}"]["get"]["responses"]["200"]["content"]["application/json"]
+                ["schema"]["$ref"],
+            "#/components/schemas/Webhook"
+        );
+        for schema in [
+            "Webhook",
+            "WebhookList",
+            "WebhookDelivery",
+            "WebhookDeliveryPage",
+        ] {
+            assert!(
+                document["components"]["schemas"][schema].is_object(),
+                "{schema}"
+            );
+        }
+
+        // Its counters are in the engine's /metrics.
+        let metrics = Api::new(live.engine.metrics_addr.expect("metrics are served"), None);
+        let (status, text) = metrics.raw(Method::GET, "/metrics", None).await;
+        assert_eq!(status, StatusCode::OK);
+        let text = String::from_utf8_lossy(&text);
+        assert!(counter(&text, "omni_webhook_deliveries_delivered_total") >= 1);
+        assert!(counter(&text, "omni_webhook_attempts_total") >= 1);
+
+        receiver.stop().await;
+        live.stop().await;
+    });
+}
+
 #[test]
 fn registrations_are_created_listed_shown_and_deleted() {
     block_on(async {
-        let (_dir, live, service) = started("webhooks-api", |_| {}).await;
-        let api = &service.api;
+        let (live, api) = engine_with_api("webhooks-api").await;
+        let api = &api;
 
         let (status, created) = api
             .call(
@@ -725,11 +855,10 @@ fn registrations_are_created_listed_shown_and_deleted() {
             .call(Method::GET, &format!("/v1/webhooks/{id}"), None)
             .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
-        assert_eq!(gone["error"]["code"], "not_found");
+        assert_eq!(gone["code"], "NOT_FOUND");
         let (_, listed) = api.call(Method::GET, "/v1/webhooks", None).await;
         assert_eq!(listed["webhooks"].as_array().map(Vec::len), Some(1));
 
-        service.stop().await;
         live.stop().await;
     });
 }
@@ -737,8 +866,8 @@ fn registrations_are_created_listed_shown_and_deleted() {
 #[test]
 fn bad_input_is_refused_naming_what_was_wrong() {
     block_on(async {
-        let (_dir, live, service) = started("webhooks-bad", |_| {}).await;
-        let api = &service.api;
+        let (live, api) = engine_with_api("webhooks-bad").await;
+        let api = &api;
         let known = api.register("http://127.0.0.1:9/hook").await;
         let unknown = Uuid::now_v7();
 
@@ -748,23 +877,23 @@ fn bad_input_is_refused_naming_what_was_wrong() {
                 "/v1/webhooks".into(),
                 Some("{not json"),
                 StatusCode::BAD_REQUEST,
-                "malformed_json",
-                None,
+                "INVALID_JSON",
+                Some("body"),
             ),
             (
                 Method::POST,
                 "/v1/webhooks".into(),
                 Some("[1]"),
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_body",
-                None,
+                "INVALID_FIELD",
+                Some("body"),
             ),
             (
                 Method::POST,
                 "/v1/webhooks".into(),
                 Some("{}"),
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "missing_field",
+                "MISSING_FIELD",
                 Some("url"),
             ),
             (
@@ -772,7 +901,7 @@ fn bad_input_is_refused_naming_what_was_wrong() {
                 "/v1/webhooks".into(),
                 Some(r#"{"url": 42}"#),
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_field",
+                "INVALID_FIELD",
                 Some("url"),
             ),
             (
@@ -780,7 +909,7 @@ fn bad_input_is_refused_naming_what_was_wrong() {
                 "/v1/webhooks".into(),
                 Some(r#"{"url": "ftp://example.com/x"}"#),
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_field",
+                "INVALID_FIELD",
                 Some("url"),
             ),
             (
@@ -788,7 +917,7 @@ fn bad_input_is_refused_naming_what_was_wrong() {
                 "/v1/webhooks".into(),
                 Some(r#"{"url": "/relative/path"}"#),
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_field",
+                "INVALID_FIELD",
                 Some("url"),
             ),
             (
@@ -796,7 +925,7 @@ fn bad_input_is_refused_naming_what_was_wrong() {
                 "/v1/webhooks".into(),
                 Some(r#"{"url": "not a url"}"#),
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_field",
+                "INVALID_FIELD",
                 Some("url"),
             ),
             (
@@ -804,7 +933,7 @@ fn bad_input_is_refused_naming_what_was_wrong() {
                 "/v1/webhooks".into(),
                 Some(r#"{"url": "https://example.com", "secret": "short"}"#),
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_field",
+                "INVALID_FIELD",
                 Some("secret"),
             ),
             (
@@ -812,7 +941,7 @@ fn bad_input_is_refused_naming_what_was_wrong() {
                 "/v1/webhooks".into(),
                 Some(r#"{"url": "https://example.com", "uri": "x"}"#),
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "unknown_field",
+                "UNKNOWN_FIELD",
                 Some("uri"),
             ),
             (
@@ -820,7 +949,7 @@ fn bad_input_is_refused_naming_what_was_wrong() {
                 "/v1/webhooks".into(),
                 Some(r#"{"url": "https://example.com", "filtering_attributes": ["msdyn_nope"]}"#),
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_field",
+                "INVALID_FIELD",
                 Some("filtering_attributes"),
             ),
             (
@@ -830,7 +959,7 @@ fn bad_input_is_refused_naming_what_was_wrong() {
                     r#"{"url": "https://example.com", "filtering_attributes": "msdyn_currentpresenceid"}"#,
                 ),
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_field",
+                "INVALID_FIELD",
                 Some("filtering_attributes"),
             ),
             (
@@ -838,7 +967,7 @@ fn bad_input_is_refused_naming_what_was_wrong() {
                 "/v1/webhooks/not-a-uuid".into(),
                 None,
                 StatusCode::BAD_REQUEST,
-                "invalid_id",
+                "INVALID_FIELD",
                 Some("id"),
             ),
             (
@@ -846,7 +975,7 @@ fn bad_input_is_refused_naming_what_was_wrong() {
                 format!("/v1/webhooks/{unknown}"),
                 None,
                 StatusCode::NOT_FOUND,
-                "not_found",
+                "NOT_FOUND",
                 Some("id"),
             ),
             (
@@ -854,7 +983,7 @@ fn bad_input_is_refused_naming_what_was_wrong() {
                 "/v1/webhooks/not-a-uuid".into(),
                 None,
                 StatusCode::BAD_REQUEST,
-                "invalid_id",
+                "INVALID_FIELD",
                 Some("id"),
             ),
             (
@@ -862,7 +991,7 @@ fn bad_input_is_refused_naming_what_was_wrong() {
                 format!("/v1/webhooks/{unknown}"),
                 None,
                 StatusCode::NOT_FOUND,
-                "not_found",
+                "NOT_FOUND",
                 Some("id"),
             ),
             (
@@ -870,7 +999,7 @@ fn bad_input_is_refused_naming_what_was_wrong() {
                 "/v1/webhooks/not-a-uuid/deliveries".into(),
                 None,
                 StatusCode::BAD_REQUEST,
-                "invalid_id",
+                "INVALID_FIELD",
                 Some("id"),
             ),
             (
@@ -878,7 +1007,7 @@ fn bad_input_is_refused_naming_what_was_wrong() {
                 format!("/v1/webhooks/{unknown}/deliveries"),
                 None,
                 StatusCode::NOT_FOUND,
-                "not_found",
+                "NOT_FOUND",
                 Some("id"),
             ),
             (
@@ -886,7 +1015,7 @@ fn bad_input_is_refused_naming_what_was_wrong() {
                 format!("/v1/webhooks/{known}/deliveries?limit=0"),
                 None,
                 StatusCode::BAD_REQUEST,
-                "invalid_query",
+                "INVALID_FIELD",
                 Some("limit"),
             ),
             (
@@ -894,7 +1023,7 @@ fn bad_input_is_refused_naming_what_was_wrong() {
                 format!("/v1/webhooks/{known}/deliveries?limit=many"),
                 None,
                 StatusCode::BAD_REQUEST,
-                "invalid_query",
+                "INVALID_FIELD",
                 Some("limit"),
             ),
             (
@@ -902,7 +1031,7 @@ fn bad_input_is_refused_naming_what_was_wrong() {
                 format!("/v1/webhooks/{known}/deliveries?before=-1"),
                 None,
                 StatusCode::BAD_REQUEST,
-                "invalid_query",
+                "INVALID_FIELD",
                 Some("before"),
             ),
             (
@@ -910,7 +1039,7 @@ fn bad_input_is_refused_naming_what_was_wrong() {
                 format!("/v1/webhooks/{known}/deliveries?page=2"),
                 None,
                 StatusCode::BAD_REQUEST,
-                "invalid_query",
+                "INVALID_FIELD",
                 Some("page"),
             ),
         ];
@@ -918,13 +1047,11 @@ fn bad_input_is_refused_naming_what_was_wrong() {
             let (got, answer) = api.call(method.clone(), path, *body).await;
             let what = format!("{method} {path} {body:?}: {answer}");
             assert_eq!(got, *status, "{what}");
-            assert_eq!(answer["error"]["code"], *code, "{what}");
-            assert_eq!(answer["error"]["field"].as_str(), *field, "{what}");
+            assert_eq!(answer["status"], status.as_u16(), "{what}");
+            assert_eq!(answer["code"], *code, "{what}");
+            assert_eq!(answer["field"].as_str(), *field, "{what}");
             assert!(
-                !answer["error"]["message"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .is_empty(),
+                !answer["message"].as_str().unwrap_or_default().is_empty(),
                 "{what}"
             );
         }
@@ -935,7 +1062,6 @@ fn bad_input_is_refused_naming_what_was_wrong() {
             "nothing bad was registered"
         );
 
-        service.stop().await;
         live.stop().await;
     });
 }

@@ -8,7 +8,15 @@
 //!   writer), router, projector (storing its snapshot in the log, so `omni replay --verify`
 //!   checks a run), presence;
 //! - `/metrics` in the Prometheus text format;
-//! - the HTTP gateway (`omni-gateway`: the REST API, bearer tokens) when `http_addr` is set.
+//! - the HTTP gateway (`omni-gateway`: the REST API, bearer tokens) when `http_addr` is set,
+//!   serving the presence webhooks' API too (`omni-webhooks`, its database under
+//!   `DATA/webhooks`, its counters in `/metrics`).
+//!
+//! The webhook service runs only with the gateway: endpoints are registered only through its
+//! API, so without it the service would have no way to take a registration, and an engine
+//! started without `http_addr` (a simulation, a test of the bus) keeps no second database.
+//! Endpoints registered by an earlier run with the gateway are kept; their deliveries resume
+//! (from the service's checkpoint, nothing lost) when the engine runs with it again.
 
 mod nats;
 
@@ -67,6 +75,8 @@ pub enum EngineError {
     Metrics { addr: SocketAddr, reason: String },
     #[error("cannot start the HTTP gateway: {0}")]
     Gateway(omni_gateway::GatewayError),
+    #[error("cannot open the webhook service: {0}")]
+    Webhooks(omni_webhooks::WebhooksError),
     #[error("cannot generate an API token: {0}")]
     Token(getrandom::Error),
     #[error("the {service} service failed: {reason}")]
@@ -89,6 +99,9 @@ pub struct Engine {
     /// The tokens the gateway accepts: the configured ones, or the one generated (empty when
     /// no gateway runs).
     pub api_tokens: Vec<String>,
+    /// Every (method, path) the gateway serves, its own routes and the mounted ones, as
+    /// `omni_gateway::served_routes` spells them (empty when no gateway runs).
+    pub http_routes: Vec<(String, String)>,
     stop: watch::Sender<bool>,
     services: JoinSet<(&'static str, Result<(), String>)>,
     log: Arc<SledLog>,
@@ -112,6 +125,15 @@ impl Engine {
             .clone()
             .unwrap_or_else(|| nats.as_ref().map(|n| n.url.clone()).unwrap_or_default());
         let log = Arc::new(SledLog::open(&config.data.join("log"))?);
+        let webhooks = match gateway {
+            Some(_) => Some(
+                omni_webhooks::Webhooks::open(omni_webhooks::Config::new(
+                    config.data.join("webhooks"),
+                ))
+                .map_err(EngineError::Webhooks)?,
+            ),
+            None => None,
+        };
         let metrics = Arc::new(Metrics::default());
         let (stop, shutdown) = watch::channel(false);
         let mut services = JoinSet::new();
@@ -176,24 +198,37 @@ impl Engine {
             })?;
         let metrics_addr = match config.metrics_addr {
             Some(addr) => Some(
-                serve_metrics(addr, Arc::clone(&metrics), shutdown.clone(), &mut services).await?,
+                serve_metrics(
+                    addr,
+                    Arc::clone(&metrics),
+                    webhooks.as_ref().map(omni_webhooks::Webhooks::metrics),
+                    shutdown.clone(),
+                    &mut services,
+                )
+                .await?,
             ),
             None => None,
         };
-        let (http_addr, api_tokens) = match gateway {
-            Some((bound, tokens)) => {
+        let (http_addr, api_tokens, http_routes) = match (gateway, webhooks) {
+            (Some((bound, tokens)), Some(webhooks)) => {
                 let addr = bound.local_addr();
+                let client = connect(&nats_url, omni_webhooks::SERVICE).await?;
+                services.spawn(named(
+                    omni_webhooks::SERVICE,
+                    webhooks.clone().run(client, shutdown.clone()),
+                ));
+                // Other HTTP parts of the engine (the webhooks, a dashboard) are served behind
+                // the gateway's tokens and limits, and documented in its /openapi.json.
+                let mounted = webhooks.mounted();
+                let routes = omni_gateway::served_routes(&mounted);
                 let client = connect(&nats_url, "gateway").await?;
-                // Other HTTP parts of the engine (webhooks, the dashboard) merge their routers
-                // into this one: they are served behind the gateway's tokens and limits.
-                let mounted = axum::Router::new();
                 services.spawn(named(
                     "gateway",
                     bound.serve(client, mounted, shutdown.clone()),
                 ));
-                (Some(addr), tokens)
+                (Some(addr), tokens, routes)
             }
-            None => (None, Vec::new()),
+            _ => (None, Vec::new(), Vec::new()),
         };
         Ok(Engine {
             nats_url,
@@ -201,6 +236,7 @@ impl Engine {
             metrics,
             http_addr,
             api_tokens,
+            http_routes,
             stop,
             services,
             log,
@@ -288,9 +324,11 @@ pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, Engine
         })
 }
 
+/// Serves `/metrics`: the bus services' counters, and the webhook service's when it runs.
 async fn serve_metrics(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
+    webhooks: Option<Arc<omni_webhooks::WebhookMetrics>>,
     mut shutdown: watch::Receiver<bool>,
     services: &mut JoinSet<(&'static str, Result<(), String>)>,
 ) -> Result<SocketAddr, EngineError> {
@@ -307,13 +345,11 @@ async fn serve_metrics(
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
-            let metrics = Arc::clone(&metrics);
-            async move {
-                (
-                    [("content-type", "text/plain; version=0.0.4")],
-                    metrics.render(),
-                )
+            let mut text = metrics.render();
+            if let Some(webhooks) = &webhooks {
+                text.push_str(&webhooks.render());
             }
+            async move { ([("content-type", "text/plain; version=0.0.4")], text) }
         }),
     );
     services.spawn(named("metrics", async move {

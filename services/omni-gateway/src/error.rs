@@ -36,9 +36,14 @@ impl ApiError {
 
     /// A 400 naming the field at fault.
     pub fn field(field: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "INVALID_FIELD", message).with_field(field)
+    }
+
+    /// This error, naming `field` as the one at fault.
+    pub fn with_field(self, field: &str) -> ApiError {
         ApiError {
             field: Some(field.to_owned()),
-            ..ApiError::new(StatusCode::BAD_REQUEST, "INVALID_FIELD", message)
+            ..self
         }
     }
 

@@ -17,29 +17,38 @@
 //!
 //! Other parts of the engine (webhooks under `/v1/webhooks`, the dashboard under
 //! `/dashboard`) serve their routes through the gateway, behind the same tokens, limits and
-//! error shape:
+//! error shape, and documented in the same `/openapi.json`: they hand [`Bound::serve`] a
+//! [`Mounted`], built one route at a time with the OpenAPI operation of each. The gateway
+//! depends on none of them; they depend on it (for [`Mounted`] and [`ApiError`]).
 //!
 //! ```no_run
 //! # async fn demo(client: async_nats::Client) -> Result<(), omni_gateway::GatewayError> {
+//! use axum::http::Method;
 //! let (_stop, shutdown) = tokio::sync::watch::channel(false);
 //! let config = omni_gateway::Config::new("127.0.0.1:0".parse().unwrap(), vec!["token".into()]);
 //! let bound = omni_gateway::bind(config).await?; // the port is taken here
 //! println!("listening on http://{}", bound.local_addr());
-//! let extra = axum::Router::new().route("/dashboard", axum::routing::get(|| async { "…" }));
-//! bound.serve(client, extra, shutdown).await
+//! let mounted = omni_gateway::Mounted::new().route(
+//!     Method::GET,
+//!     "/dashboard",
+//!     || async { "…" },
+//!     (),
+//!     serde_json::json!({"operationId": "dashboard", "responses": {"200": {"description": "the page"}}}),
+//! );
+//! bound.serve(client, mounted, shutdown).await
 //! # }
 //! ```
 //!
-//! `extra` is an `axum::Router<()>` (give it its state with `with_state` first); its paths must
-//! not clash with the gateway's (`/v1/...` listed in `/openapi.json`) and it must not set a
-//! fallback (axum panics on either when merging). Its requests have passed the token check and
-//! the rate limit; its error answers that are not JSON are turned into the error shape.
-//! Shutdown waits for requests in flight, so a long-lived answer (server-sent events) must
-//! end when the same `shutdown` signal turns true.
+//! Mounted paths must not clash with the gateway's (`/v1/...` listed in `/openapi.json`;
+//! axum panics when merging). Their requests have passed the token check and the rate limit;
+//! their error answers that are not JSON are turned into the error shape. Shutdown waits for
+//! requests in flight, so a long-lived answer (server-sent events) must end when the same
+//! `shutdown` signal turns true.
 
 mod auth;
 mod error;
 mod input;
+mod mount;
 mod openapi;
 mod routes;
 mod views;
@@ -60,6 +69,8 @@ use tokio::sync::watch;
 
 pub use auth::{RateLimit, generate_token};
 pub use error::ApiError;
+pub use mount::Mounted;
+pub use openapi::error_response;
 pub use routes::API_VERSIONS;
 
 /// How long one request on the bus waits: longer than the read models wait for a
@@ -151,18 +162,18 @@ impl Bound {
         self.local_addr
     }
 
-    /// Serves the API, plus `extra`'s routes behind the same guard, until `shutdown` turns
-    /// true; requests in flight are finished.
+    /// Serves the API, plus the `mounted` routes behind the same guard and in the same
+    /// document, until `shutdown` turns true; requests in flight are finished.
     pub async fn serve(
         self,
         client: async_nats::Client,
-        extra: Router,
+        mounted: Mounted,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), GatewayError> {
         let mut bus = Bus::new(client);
         bus.retry_for = self.config.engine_timeout;
         bus.attempt_timeout = ATTEMPT_TIMEOUT.min(self.config.engine_timeout);
-        let app = app(&self.config, bus, extra);
+        let app = app(&self.config, bus, mounted);
         axum::serve(self.listener, app)
             .with_graceful_shutdown(async move {
                 let _ = shutdown.wait_for(|stop| *stop).await;
@@ -180,17 +191,18 @@ pub async fn run(
 ) -> Result<(), GatewayError> {
     bind(config)
         .await?
-        .serve(client, Router::new(), shutdown)
+        .serve(client, Mounted::new(), shutdown)
         .await
 }
 
-/// Every (method, path) the gateway itself serves, in OpenAPI's spelling (`post`,
+/// Every (method, path) the gateway serves with `mounted`, in OpenAPI's spelling (`post`,
 /// `/v1/conversations/{conversation_id}/accept`).
-pub fn served_routes() -> Vec<(String, String)> {
+pub fn served_routes(mounted: &Mounted) -> Vec<(String, String)> {
     routes::ENDPOINTS
         .iter()
         .map(|e| (e.verb.as_str().to_owned(), e.path.to_owned()))
         .chain([("get".to_owned(), openapi::PATH.to_owned())])
+        .chain(mounted.routes())
         .collect()
 }
 
@@ -199,7 +211,7 @@ pub fn documented_routes(document: &serde_json::Value) -> Vec<(String, String)> 
     openapi::operations(document)
 }
 
-fn app(config: &Config, bus: Bus, extra: Router) -> Router {
+fn app(config: &Config, bus: Bus, mounted: Mounted) -> Router {
     let mut by_path: BTreeMap<&'static str, MethodRouter<Bus>> = BTreeMap::new();
     for endpoint in routes::ENDPOINTS {
         let handler = move |state: State<Bus>,
@@ -224,7 +236,7 @@ fn app(config: &Config, bus: Bus, extra: Router) -> Router {
             router.route(path, methods)
         })
         .with_state(bus);
-    let document = Arc::new(openapi::document());
+    let document = Arc::new(openapi::document(&mounted));
     let guard = Arc::new(auth::Guard::new(
         config.tokens.clone(),
         config.rate_limit,
@@ -239,7 +251,7 @@ fn app(config: &Config, bus: Bus, extra: Router) -> Router {
                 async move { axum::Json(document.as_ref().clone()) }
             }),
         )
-        .merge(extra)
+        .merge(mounted.router)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route") })
         .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(axum::middleware::from_fn_with_state(guard, auth::authorize))
@@ -270,7 +282,7 @@ mod tests {
     /// The query vocabularies the document lists are the core's, named as the API names them.
     #[test]
     fn documented_choices_are_the_cores_vocabularies() {
-        let doc = openapi::document();
+        let doc = openapi::document(&Mounted::new());
         let conversations = "/v1/conversations";
         assert_eq!(
             choices(&doc, conversations, "channel"),
@@ -287,11 +299,37 @@ mod tests {
     }
 
     #[test]
-    fn the_document_describes_what_is_served() {
-        let mut served = served_routes();
-        let mut documented = documented_routes(&openapi::document());
+    fn the_document_describes_what_is_served_mounted_routes_included() {
+        let operation = |id: &str| serde_json::json!({"operationId": id, "responses": {}});
+        let mounted = Mounted::new()
+            .route(
+                axum::http::Method::GET,
+                "/extra",
+                || async {},
+                (),
+                operation("a"),
+            )
+            .route(
+                axum::http::Method::DELETE,
+                "/extra",
+                || async {},
+                (),
+                operation("b"),
+            )
+            .schema("Extra", serde_json::json!({"type": "object"}));
+        let document = openapi::document(&mounted);
+        let mut served = served_routes(&mounted);
+        let mut documented = documented_routes(&document);
         served.sort();
         documented.sort();
         assert_eq!(served, documented);
+        assert!(served.contains(&("delete".to_owned(), "/extra".to_owned())));
+        // The guard's answers are documented on mounted routes too.
+        assert_eq!(
+            document["paths"]["/extra"]["get"]["responses"]["401"],
+            error_response("no token, or not a valid one")
+        );
+        assert_eq!(document["components"]["schemas"]["Extra"]["type"], "object");
+        assert_eq!(document["components"]["schemas"]["Error"]["type"], "object");
     }
 }

@@ -37,7 +37,11 @@ async fn main() -> anyhow::Result<()> {
     let bound = omni_gateway::bind(omni_gateway::Config::new(args.http, args.tokens)).await?;
     println!("omni gateway on http://{}", bound.local_addr());
     bound
-        .serve(client, axum::Router::new(), omni_bus::shutdown_on_ctrl_c())
+        .serve(
+            client,
+            omni_gateway::Mounted::new(),
+            omni_bus::shutdown_on_ctrl_c(),
+        )
         .await?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::Mounted;
 use crate::input::{Field, IDEMPOTENCY_KEY, Kind};
 use crate::routes::{ENDPOINTS, Endpoint, Run, Verb};
 
@@ -88,7 +89,9 @@ fn body(fields: &[Field]) -> Value {
     })
 }
 
-fn error(description: &str) -> Value {
+/// An error answer in the gateway's one shape (the `Error` schema), for the `responses` of an
+/// operation: `{"404": error_response("no such webhook")}`.
+pub fn error_response(description: &str) -> Value {
     json!({
         "description": description,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
@@ -126,17 +129,16 @@ fn operation(endpoint: &Endpoint) -> Value {
             "400",
             "bad input: the field, parameter or header is named in `field`",
         ),
-        ("401", "no token, or not a valid one"),
         (
             "404",
             "an unknown conversation, agent, queue, workstream or session",
         ),
-        ("429", "this token's rate limit; see Retry-After"),
         (
             "503",
             "the engine is unavailable or its read model behind; see Retry-After",
         ),
     ];
+    errors.extend(GUARD_ERRORS);
     if endpoint.verb != Verb::Get {
         errors.extend([
             (
@@ -152,7 +154,7 @@ fn operation(endpoint: &Endpoint) -> Value {
         ]);
     }
     for (status, description) in errors {
-        responses.insert(status.to_owned(), error(description));
+        responses.insert(status.to_owned(), error_response(description));
     }
     let mut op = json!({
         "operationId": endpoint.operation,
@@ -167,8 +169,14 @@ fn operation(endpoint: &Endpoint) -> Value {
     op
 }
 
-/// The whole document.
-pub fn document() -> Value {
+/// The answers the guard gives before any route runs, on every mounted route too.
+const GUARD_ERRORS: [(&str, &str); 2] = [
+    ("401", "no token, or not a valid one"),
+    ("429", "this token's rate limit; see Retry-After"),
+];
+
+/// The whole document: the gateway's endpoints and the `mounted` ones.
+pub fn document(mounted: &Mounted) -> Value {
     let mut paths = Map::new();
     for endpoint in ENDPOINTS {
         let item = paths
@@ -186,6 +194,24 @@ pub fn document() -> Value {
             "responses": {"200": {"description": "the OpenAPI document", "content": {"application/json": {}}}},
         }}),
     );
+    for mounted in &mounted.operations {
+        let mut operation = mounted.operation.clone();
+        for (status, description) in GUARD_ERRORS {
+            if operation["responses"].get(status).is_none() {
+                operation["responses"][status] = error_response(description);
+            }
+        }
+        let item = paths
+            .entry(mounted.path.clone())
+            .or_insert_with(|| json!({}));
+        item[&mounted.method] = operation;
+    }
+    let mut schemas = schemas();
+    for (name, schema) in &mounted.schemas {
+        let previous = schemas[name].clone();
+        assert!(previous.is_null(), "the schema {name} is the gateway's own");
+        schemas[name] = schema.clone();
+    }
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -201,7 +227,7 @@ pub fn document() -> Value {
                 "access_token": {"type": "apiKey", "in": "query", "name": "access_token",
                     "description": "the token as a query parameter (RFC 6750 §2.3), for browsers' EventSource"},
             },
-            "schemas": schemas(),
+            "schemas": schemas,
         },
     })
 }

@@ -783,10 +783,7 @@ async fn run(
         } else {
             "BAD_REQUEST"
         };
-        ApiError {
-            field: Some("body".to_owned()),
-            ..ApiError::new(status, code, e.body_text())
-        }
+        ApiError::new(status, code, e.body_text()).with_field("body")
     })?;
     let command_id = idempotency_key(&headers)?;
     let body = json_object(&headers, &body)?;
@@ -827,14 +824,12 @@ fn json_object(
         .unwrap_or_default();
     let essence = content_type.split(';').next().unwrap_or_default().trim();
     if !(essence == "application/json" || essence.ends_with("+json")) {
-        return Err(ApiError {
-            field: Some("Content-Type".to_owned()),
-            ..ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "UNSUPPORTED_MEDIA_TYPE",
-                format!("a body must be application/json, not '{content_type}'"),
-            )
-        });
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            format!("a body must be application/json, not '{content_type}'"),
+        )
+        .with_field("Content-Type"));
     }
     match serde_json::from_slice(body) {
         Ok(Value::Object(map)) => Ok(map),

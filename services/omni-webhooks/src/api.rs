@@ -1,7 +1,11 @@
-//! The HTTP API over registrations and the delivery log. Every error is
-//! `{"error": {"code", "message", "field"}}` (`field` names the input that was wrong, when one
-//! was): 400 for a body that is not JSON or a malformed id or query parameter, 422 for a JSON
-//! body whose fields are missing, unknown or invalid, 404 for an unknown registration.
+//! The HTTP API over registrations and the delivery log, served through the gateway (which
+//! checks the token and the limits). Errors are the gateway's one shape
+//! ([`omni_gateway::ApiError`]: `{"status", "code", "message", "field"}`, `field` naming the
+//! input that was wrong): 400 `INVALID_JSON` for a body that is not JSON and `INVALID_FIELD`
+//! for a malformed id or query parameter; 422 `MISSING_FIELD`, `UNKNOWN_FIELD` or
+//! `INVALID_FIELD` for a JSON body whose fields are missing, unknown or invalid (well-formed
+//! input this API cannot use, as the gateway answers 422 for the engine's); 404 `NOT_FOUND`
+//! for an unknown registration.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,14 +13,15 @@ use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use bytes::Bytes;
+use omni_gateway::{ApiError, Mounted};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use crate::openapi;
 use crate::store::Endpoint;
 use crate::{Live, STATUS_ATTRIBUTES, Webhooks, WebhooksError, now_ms};
 
@@ -29,60 +34,47 @@ const MAX_DESCRIPTION_LEN: usize = 1_000;
 const MIN_SECRET_LEN: usize = 16;
 const MAX_SECRET_LEN: usize = 512;
 
-pub fn router(webhooks: Webhooks) -> axum::Router {
-    axum::Router::new()
-        .route("/v1/webhooks", get(list).post(register))
-        .route("/v1/webhooks/{id}", get(show).delete(remove))
-        .route("/v1/webhooks/{id}/deliveries", get(deliveries))
-        .with_state(webhooks)
-}
+const COLLECTION: &str = "/v1/webhooks";
+const ONE: &str = "/v1/webhooks/{id}";
+const DELIVERIES: &str = "/v1/webhooks/{id}/deliveries";
 
-/// An error answer.
-#[derive(Debug)]
-struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    field: Option<String>,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            field: None,
-        }
-    }
-
-    fn field(mut self, field: impl Into<String>) -> ApiError {
-        self.field = Some(field.into());
-        self
-    }
-
-    fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message).field(field)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body =
-            json!({"error": {"code": self.code, "message": self.message, "field": self.field}});
-        (self.status, Json(body)).into_response()
-    }
-}
-
-impl From<WebhooksError> for ApiError {
-    fn from(error: WebhooksError) -> ApiError {
-        tracing::error!(%error, "webhook API");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            error.to_string(),
+/// The routes, each with its OpenAPI operation, and the schemas those refer to.
+pub fn mounted(webhooks: Webhooks) -> Mounted {
+    let w = || webhooks.clone();
+    Mounted::new()
+        .route(Method::POST, COLLECTION, register, w(), openapi::register())
+        .route(Method::GET, COLLECTION, list, w(), openapi::list())
+        .route(Method::GET, ONE, show, w(), openapi::show())
+        .route(Method::DELETE, ONE, remove, w(), openapi::remove())
+        .route(
+            Method::GET,
+            DELIVERIES,
+            deliveries,
+            w(),
+            openapi::deliveries(),
         )
-    }
+        .schema("Webhook", openapi::webhook())
+        .schema("WebhookList", openapi::webhook_list())
+        .schema("WebhookDelivery", openapi::delivery())
+        .schema("WebhookDeliveryPage", openapi::delivery_page())
+}
+
+/// A 422: well-formed JSON whose `field` this API cannot use.
+fn unusable(code: &str, field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message).with_field(field)
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+    unusable("INVALID_FIELD", field, message)
+}
+
+fn internal(error: WebhooksError) -> ApiError {
+    tracing::error!(%error, "webhook API");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "INTERNAL",
+        error.to_string(),
+    )
 }
 
 /// A registration as listed: never its secret.
@@ -138,7 +130,10 @@ async fn register(State(webhooks): State<Webhooks>, body: Bytes) -> Result<Respo
     };
     let mut body = {
         let mut endpoints = inner.endpoints();
-        inner.store.insert_endpoint(&live.endpoint)?;
+        inner
+            .store
+            .insert_endpoint(&live.endpoint)
+            .map_err(internal)?;
         inner.start_worker(&mut live);
         let body = serde_json::to_value(view(&live)).expect("a view serializes");
         endpoints.insert(live.endpoint.id, live);
@@ -159,42 +154,40 @@ fn parse_registration(body: &[u8]) -> Result<Registration, ApiError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            "malformed_json",
+            "INVALID_JSON",
             format!("the body is not JSON: {e}"),
         )
+        .with_field("body")
     })?;
     let Value::Object(mut fields) = value else {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_body",
+        return Err(invalid(
+            "body",
             "the body must be a JSON object: {\"url\": …, \"secret\": …, \"description\": …}",
         ));
     };
     let url = optional_string(&mut fields, "url")?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "missing_field",
+        unusable(
+            "MISSING_FIELD",
+            "url",
             "url is required: the http or https address to post to",
         )
-        .field("url")
     })?;
     let secret = optional_string(&mut fields, "secret")?;
     let description = optional_string(&mut fields, "description")?;
     let filtering_attributes = filtering_attributes(fields.remove(FILTERING_ATTRIBUTES))?;
     if let Some(unknown) = fields.keys().next() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_field",
+        return Err(unusable(
+            "UNKNOWN_FIELD",
+            unknown,
             format!(
                 "unknown field {unknown:?}: expected url, secret, description, {FILTERING_ATTRIBUTES}"
             ),
-        )
-        .field(unknown.clone()));
+        ));
     }
     validate_url(&url)?;
     if let Some(secret) = &secret {
         if !(MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&secret.len()) {
-            return Err(ApiError::invalid(
+            return Err(invalid(
                 "secret",
                 format!(
                     "secret must be {MIN_SECRET_LEN} to {MAX_SECRET_LEN} bytes long; leave it out to have one generated"
@@ -206,7 +199,7 @@ fn parse_registration(body: &[u8]) -> Result<Registration, ApiError> {
         .as_ref()
         .is_some_and(|d| d.len() > MAX_DESCRIPTION_LEN)
     {
-        return Err(ApiError::invalid(
+        return Err(invalid(
             "description",
             format!("description must be at most {MAX_DESCRIPTION_LEN} bytes long"),
         ));
@@ -224,8 +217,8 @@ const FILTERING_ATTRIBUTES: &str = "filtering_attributes";
 /// The seed's "Filtering attributes": status attributes by name, each once; absent, null or
 /// empty sends every change.
 fn filtering_attributes(value: Option<Value>) -> Result<Vec<String>, ApiError> {
-    let invalid = |why: String| {
-        ApiError::invalid(
+    let refuse = |why: String| {
+        invalid(
             FILTERING_ATTRIBUTES,
             format!(
                 "{FILTERING_ATTRIBUTES} must be a list of status attributes ({}): {why}",
@@ -236,7 +229,7 @@ fn filtering_attributes(value: Option<Value>) -> Result<Vec<String>, ApiError> {
     let items = match value {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(items)) => items,
-        Some(other) => return Err(invalid(format!("not {other}"))),
+        Some(other) => return Err(refuse(format!("not {other}"))),
     };
     let mut names: Vec<String> = Vec::with_capacity(items.len());
     for item in items {
@@ -246,7 +239,7 @@ fn filtering_attributes(value: Option<Value>) -> Result<Vec<String>, ApiError> {
                     names.push(name);
                 }
             }
-            other => return Err(invalid(format!("{other} is not one"))),
+            other => return Err(refuse(format!("{other} is not one"))),
         }
     }
     Ok(names)
@@ -261,7 +254,7 @@ fn optional_string(
     match fields.remove(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(ApiError::invalid(
+        Some(other) => Err(invalid(
             name,
             format!("{name} must be a string, not {other}"),
         )),
@@ -270,8 +263,8 @@ fn optional_string(
 
 /// An absolute `http` or `https` URL with a host.
 fn validate_url(url: &str) -> Result<(), ApiError> {
-    let invalid = |why: &str| {
-        ApiError::invalid(
+    let refuse = |why: &str| {
+        invalid(
             "url",
             format!(
                 "url must be an absolute http or https URL such as https://example.com/hooks/presence: {why}"
@@ -279,18 +272,18 @@ fn validate_url(url: &str) -> Result<(), ApiError> {
         )
     };
     if url.len() > MAX_URL_LEN {
-        return Err(invalid(&format!("it is longer than {MAX_URL_LEN} bytes")));
+        return Err(refuse(&format!("it is longer than {MAX_URL_LEN} bytes")));
     }
     let uri: axum::http::Uri = url
         .parse()
-        .map_err(|_| invalid(&format!("{url:?} is not a URL")))?;
+        .map_err(|_| refuse(&format!("{url:?} is not a URL")))?;
     match uri.scheme_str() {
         Some("http" | "https") => {}
-        Some(other) => return Err(invalid(&format!("the scheme is {other:?}"))),
-        None => return Err(invalid(&format!("{url:?} has no scheme"))),
+        Some(other) => return Err(refuse(&format!("the scheme is {other:?}"))),
+        None => return Err(refuse(&format!("{url:?} has no scheme"))),
     }
     if uri.host().is_none_or(str::is_empty) {
-        return Err(invalid(&format!("{url:?} has no host")));
+        return Err(refuse(&format!("{url:?} has no host")));
     }
     Ok(())
 }
@@ -300,7 +293,7 @@ fn generate_secret() -> Result<String, ApiError> {
     getrandom::fill(&mut bytes).map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            "INTERNAL",
             format!("no randomness for a secret: {e}"),
         )
     })?;
@@ -318,14 +311,8 @@ async fn list(State(webhooks): State<Webhooks>) -> Json<Value> {
 /// The registration named by the path's `id` (400 when it is not a UUID, 404 when unknown),
 /// as listed.
 fn find(webhooks: &Webhooks, id: &str) -> Result<EndpointView, ApiError> {
-    let id = Uuid::parse_str(id).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_id",
-            format!("{id:?} is not a webhook id (a UUID)"),
-        )
-        .field("id")
-    })?;
+    let id = Uuid::parse_str(id)
+        .map_err(|_| ApiError::field("id", format!("{id:?} is not a webhook id (a UUID)")))?;
     webhooks
         .inner
         .endpoints()
@@ -334,10 +321,10 @@ fn find(webhooks: &Webhooks, id: &str) -> Result<EndpointView, ApiError> {
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
-                "not_found",
+                "NOT_FOUND",
                 format!("no webhook {id}"),
             )
-            .field("id")
+            .with_field("id")
         })
 }
 
@@ -363,7 +350,7 @@ async fn remove(
             worker.abort();
         }
     }
-    inner.store.remove_endpoint(endpoint.id)?;
+    inner.store.remove_endpoint(endpoint.id).map_err(internal)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -381,12 +368,7 @@ async fn deliveries(
             .get(name)
             .map(|raw| {
                 raw.parse::<u64>().map_err(|_| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_query",
-                        format!("{name} must be a whole number, not {raw:?}"),
-                    )
-                    .field(name)
+                    ApiError::field(name, format!("{name} must be a whole number, not {raw:?}"))
                 })
             })
             .transpose()
@@ -395,30 +377,27 @@ async fn deliveries(
         .keys()
         .find(|k| !matches!(k.as_str(), "limit" | "before"))
     {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
+        return Err(ApiError::field(
+            unknown,
             format!("unknown query parameter {unknown:?}: expected limit, before"),
-        )
-        .field(unknown.clone()));
+        ));
     }
     let limit = match number("limit")? {
         None => DEFAULT_PAGE,
         Some(n) if (1..=MAX_PAGE as u64).contains(&n) => n as usize,
         Some(n) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
+            return Err(ApiError::field(
+                "limit",
                 format!("limit must be 1 to {MAX_PAGE}, not {n}"),
-            )
-            .field("limit"));
+            ));
         }
     };
     let before = number("before")?;
     let page = webhooks
         .inner
         .store
-        .deliveries(endpoint.id, before, limit)?;
+        .deliveries(endpoint.id, before, limit)
+        .map_err(internal)?;
     let next_before = (page.len() == limit)
         .then(|| page.last().map(|r| r.position))
         .flatten();

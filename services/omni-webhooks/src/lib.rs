@@ -4,8 +4,8 @@
 //!
 //! - [`Webhooks::open`] opens the registrations, pending deliveries, delivery log and
 //!   checkpoint (a sled database, `DATA/webhooks`, apart from the event log).
-//! - [`Webhooks::router`] is the HTTP API (`/v1/webhooks…`) for the gateway to mount behind its
-//!   authentication.
+//! - [`Webhooks::mounted`] is the HTTP API (`/v1/webhooks…`) with its OpenAPI operations, for
+//!   the gateway to serve behind its authentication (`omni_gateway::Bound::serve`).
 //! - [`Webhooks::run`] follows the committed events (`omni_bus::follow`), finds status changes
 //!   (`status.rs`) and enqueues one delivery per endpoint, which that endpoint's own worker
 //!   (`deliver.rs`) sends with retries. One task per concern: the follower, the folder (this
@@ -16,6 +16,7 @@
 
 mod api;
 mod deliver;
+mod openapi;
 mod payload;
 mod status;
 mod store;
@@ -284,12 +285,12 @@ impl Webhooks {
         })
     }
 
-    /// The HTTP API: `POST /v1/webhooks`, `GET /v1/webhooks`, `GET` and `DELETE
-    /// /v1/webhooks/{id}`, `GET /v1/webhooks/{id}/deliveries`. Errors are
-    /// `{"error": {"code", "message", "field"}}`. It authenticates nobody: mount it behind the
-    /// gateway's authentication.
-    pub fn router(&self) -> axum::Router {
-        api::router(self.clone())
+    /// The HTTP API for the gateway to serve: `POST /v1/webhooks`, `GET /v1/webhooks`, `GET`
+    /// and `DELETE /v1/webhooks/{id}`, `GET /v1/webhooks/{id}/deliveries`, each with its
+    /// OpenAPI operation. Errors are the gateway's `ApiError`. It authenticates nobody: the
+    /// gateway's guard does.
+    pub fn mounted(&self) -> omni_gateway::Mounted {
+        api::mounted(self.clone())
     }
 
     pub fn metrics(&self) -> Arc<WebhookMetrics> {
