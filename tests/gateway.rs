@@ -7,12 +7,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::header::{self, HeaderMap};
 use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use omni_core::{
     Actor, AgentId, Command, EventKind, PresenceId, QueueConfig, QueueId, RoutingMode, Workstream,
     WorkstreamId,
@@ -21,7 +18,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::live::{Desktop, Live, block_on};
-use crate::support::{ANN, BOB, CHAT, CID, DEE, EMPTY, SMS, VOICE, profile};
+use crate::support::{
+    ANN, BOB, CHAT, CID, DEE, EMPTY, HttpClient, SMS, VOICE, exchange, http_client, profile,
+};
 
 const TOKEN: &str = "gateway-test-token";
 
@@ -45,7 +44,7 @@ async fn start(name: &str) -> Api {
 }
 
 struct Http {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: HttpClient,
     base: String,
 }
 
@@ -100,7 +99,7 @@ impl Answer {
 impl Http {
     fn new(addr: SocketAddr) -> Http {
         Http {
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: http_client(),
             base: format!("http://{addr}"),
         }
     }
@@ -119,23 +118,10 @@ impl Http {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response = self
-            .client
-            .request(
-                request
-                    .body(Full::new(Bytes::from(body)))
-                    .expect("a request"),
-            )
-            .await
-            .expect("the gateway answers");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("a body")
-            .to_bytes();
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .expect("a request");
+        let (status, headers, bytes) = exchange(&self.client, request).await;
         let content_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())

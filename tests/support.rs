@@ -240,3 +240,31 @@ pub fn standard_setup() -> Vec<Command> {
     }
     commands
 }
+
+/// The tests' plain-HTTP client (the gateway, receivers' peers).
+pub type HttpClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<bytes::Bytes>,
+>;
+
+pub fn http_client() -> HttpClient {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
+}
+
+/// Sends `request` and reads the whole answer: its status, headers and body.
+pub async fn exchange(
+    client: &HttpClient,
+    request: hyper::Request<http_body_util::Full<bytes::Bytes>>,
+) -> (hyper::StatusCode, hyper::HeaderMap, bytes::Bytes) {
+    use http_body_util::BodyExt;
+    let response = client.request(request).await.expect("the server answers");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("a body")
+        .to_bytes();
+    (status, headers, body)
+}

@@ -13,10 +13,7 @@ use std::time::Duration;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use bytes::Bytes;
 use hmac::{KeyInit, Mac};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::Full;
 use omni_core::{Actor, AgentId, Command, PresenceId, PresenceSource, Timestamp};
 use omni_proto::Outcome;
 use omni_webhooks::{
@@ -29,7 +26,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::live::{Live, block_on};
-use crate::support::{ANN, BOB, TempDir};
+use crate::support::{ANN, BOB, HttpClient, TempDir, exchange, http_client};
 
 const SECRET: &str = "a-receiver-shared-secret";
 const TOKEN: &str = "webhooks-test-token";
@@ -430,7 +427,7 @@ impl Service {
 struct Api {
     base: String,
     token: Option<&'static str>,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: HttpClient,
 }
 
 impl Api {
@@ -438,7 +435,7 @@ impl Api {
         Api {
             base: format!("http://{addr}"),
             token,
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: http_client(),
         }
     }
 
@@ -454,14 +451,7 @@ impl Api {
         let request = request
             .body(Full::new(Bytes::from(body.unwrap_or_default().to_owned())))
             .expect("a request");
-        let response = self.client.request(request).await.expect("the API answers");
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("a body")
-            .to_bytes();
+        let (status, _, bytes) = exchange(&self.client, request).await;
         (status, bytes)
     }
 
