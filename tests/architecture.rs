@@ -17,8 +17,9 @@ fn the_core_depends_on_no_runtime_bus_or_storage_crate() {
     }
 }
 
-/// What the simulator must not reach: it talks to an engine over the bus like any client.
-const FORBIDDEN_IN_SIMULATE: &[&str] = &[
+/// What a client of the engine must not reach: it talks to an engine over the bus like any
+/// other client, never to its services, its store or its files.
+const ENGINE_INTERNALS: &[&str] = &[
     "omni-engine",
     "omni-conversations",
     "omni-router",
@@ -28,15 +29,24 @@ const FORBIDDEN_IN_SIMULATE: &[&str] = &[
     "sled",
 ];
 
-#[test]
-fn the_simulator_reaches_the_engine_only_over_the_bus() {
-    let (crates, tree) = dependencies_of("omni-simulate");
-    for forbidden in FORBIDDEN_IN_SIMULATE {
+fn assert_reaches_the_engine_only_over_the_bus(package: &str) {
+    let (crates, tree) = dependencies_of(package);
+    for forbidden in ENGINE_INTERNALS {
         assert!(
             !crates.iter().any(|c| c == forbidden),
-            "omni-simulate depends on {forbidden}:\n{tree}"
+            "{package} depends on {forbidden}:\n{tree}"
         );
     }
+}
+
+#[test]
+fn the_simulator_reaches_the_engine_only_over_the_bus() {
+    assert_reaches_the_engine_only_over_the_bus("omni-simulate");
+}
+
+#[test]
+fn the_dashboard_reaches_the_engine_only_over_the_bus() {
+    assert_reaches_the_engine_only_over_the_bus("omni-dashboard");
 }
 
 /// The crates `package` depends on (normal and build edges, transitively), and the tree.

@@ -4,6 +4,7 @@ mod architecture;
 mod cli;
 mod core_properties;
 mod core_rules;
+mod dashboard;
 mod ledger;
 mod live;
 mod nats;

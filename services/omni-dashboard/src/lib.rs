@@ -213,11 +213,7 @@ async fn fold(
 }
 
 async fn page() -> Response {
-    (
-        [(header::CACHE_CONTROL, "no-store")],
-        Html(PAGE),
-    )
-        .into_response()
+    ([(header::CACHE_CONTROL, "no-store")], Html(PAGE)).into_response()
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -246,7 +242,9 @@ async fn state(State(shared): State<Arc<Shared>>, Query(query): Query<StateQuery
         .into_response()
 }
 
-async fn stream(State(shared): State<Arc<Shared>>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+async fn stream(
+    State(shared): State<Arc<Shared>>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let (snapshot, updates) = shared.subscribe();
     let start = Follower {
         shared,

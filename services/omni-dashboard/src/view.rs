@@ -289,7 +289,7 @@ impl View {
             .world
             .conversations
             .values()
-            .map(|c| conversation_row(c))
+            .map(conversation_row)
             .collect();
         update.agents = self
             .world
@@ -444,10 +444,7 @@ fn median(values: &mut [i64]) -> Option<i64> {
 }
 
 fn conversation_row(c: &Conversation) -> ConversationRow {
-    let offered = c
-        .pending_offer
-        .and_then(|n| c.session(n))
-        .map(|s| s.agent);
+    let offered = c.pending_offer.and_then(|n| c.session(n)).map(|s| s.agent);
     ConversationRow {
         id: c.id.0,
         channel: channel_name(c.channel),

@@ -51,10 +51,7 @@ impl Center {
                 max_sessions: DEFAULT_MAX_SESSIONS,
                 default_presence: PresenceId::AVAILABLE,
             }));
-            center.run(Command::AddAgentToQueue {
-                queue: CHAT,
-                agent,
-            });
+            center.run(Command::AddAgentToQueue { queue: CHAT, agent });
             center.run(Command::SignIn { agent });
         }
         center.view.flush();
@@ -115,19 +112,35 @@ fn a_new_conversation_is_one_open_row_waiting_in_its_queue() {
         (row.channel, row.queue, row.status, row.agent, row.since),
         ("Live chat", CHAT.0, 1, None, created)
     );
-    assert!(delta.agents.is_empty(), "no agent changed: {:?}", delta.agents);
+    assert!(
+        delta.agents.is_empty(),
+        "no agent changed: {:?}",
+        delta.agents
+    );
     assert_eq!(count(&delta.statuses, "Open"), 2);
     assert_eq!(count(&delta.statuses, "Active"), 0);
-    assert_eq!(delta.statuses.iter().map(|s| s.code).collect::<Vec<_>>(), [1, 2, 3, 5, 4]);
+    assert_eq!(
+        delta.statuses.iter().map(|s| s.code).collect::<Vec<_>>(),
+        [1, 2, 3, 5, 4]
+    );
     let queue = &delta.queues[0];
     assert_eq!(
-        (queue.name.as_str(), queue.channel, queue.open, queue.oldest_open_since),
+        (
+            queue.name.as_str(),
+            queue.channel,
+            queue.open,
+            queue.oldest_open_since
+        ),
         ("Chat support", "Live chat", 2, Some(created))
     );
     // The upper median of two.
     assert_eq!(queue.median_open_since, Some(center.now.0));
     assert_eq!(
-        (queue.members, queue.members_signed_in, queue.members_available),
+        (
+            queue.members,
+            queue.members_signed_in,
+            queue.members_available
+        ),
         (2, 2, 2)
     );
     assert_eq!(delta.now, center.now.0);
@@ -154,11 +167,25 @@ fn an_accepted_offer_changes_the_conversation_and_the_agent_rows_only() {
     let delta = center.view.flush().expect("the accept changes rows");
     assert_eq!(delta.conversations.len(), 1);
     let row = &delta.conversations[0];
-    assert_eq!((row.status, row.agent, row.offered), (2, Some(offered_to), false));
-    assert_eq!(delta.agents.len(), 1, "only the accepting agent: {:?}", delta.agents);
+    assert_eq!(
+        (row.status, row.agent, row.offered),
+        (2, Some(offered_to), false)
+    );
+    assert_eq!(
+        delta.agents.len(),
+        1,
+        "only the accepting agent: {:?}",
+        delta.agents
+    );
     let a = &delta.agents[0];
     assert_eq!(
-        (a.id, a.used, a.capacity, a.open_sessions, a.presence.as_str()),
+        (
+            a.id,
+            a.used,
+            a.capacity,
+            a.open_sessions,
+            a.presence.as_str()
+        ),
         (offered_to, 1, 2, 1, "Busy")
     );
     assert_eq!(a.base, BaseStatus::Busy.code());
@@ -189,7 +216,11 @@ fn a_closed_conversation_is_removed_and_counted() {
     let snapshot = center.view.snapshot();
     assert_eq!(snapshot.kind, UpdateKind::Snapshot);
     assert_eq!(
-        snapshot.conversations.iter().map(|c| c.id).collect::<Vec<_>>(),
+        snapshot
+            .conversations
+            .iter()
+            .map(|c| c.id)
+            .collect::<Vec<_>>(),
         [C2.0],
         "closed conversations are forgotten"
     );
