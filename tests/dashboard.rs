@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::live::{Live, block_on};
-use crate::support::TempDir;
+use crate::support::{TempDir, conversation, start_in as start};
 
 const TOKEN: &str = "supervisor-token";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -59,19 +59,6 @@ const AGENTS: [&str; 10] = [
 
 fn agent(n: usize) -> AgentId {
     AgentId::from_u128(0xDA00 + n as u128)
-}
-
-fn conversation(n: u128) -> ConversationId {
-    ConversationId::from_u128(0xDC_0000 + n)
-}
-
-fn start(n: u128, queue: QueueId) -> Command {
-    Command::StartConversation {
-        conversation: conversation(n),
-        queue,
-        skills: Vec::new(),
-        customer: format!("customer {n}"),
-    }
 }
 
 /// Three queues and ten agents in all of them; eight sign in, one of those goes Away and one
