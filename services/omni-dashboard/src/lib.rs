@@ -12,8 +12,8 @@
 //! - `GET /dashboard/state`: the whole view as JSON (an [`Update`] of kind `snapshot`);
 //!   `?min_position=N` waits (at most 2 s, else 503) until the view has folded position N;
 //! - `GET /dashboard/stream`: server-sent events: `snapshot` first, then `delta`s; a client
-//!   too slow to keep up (its broadcast buffer overflowed) gets a fresh `snapshot` and
-//!   continues from there.
+//!   too slow to keep up (more than 64 updates behind) gets a fresh `snapshot` and continues
+//!   from there.
 //!
 //! The router authenticates nobody: mount it behind the gateway's auth. The page passes its own
 //! `access_token` query parameter on to the stream (an `EventSource` cannot send headers).
@@ -59,7 +59,6 @@ pub enum DashboardError {
 /// An update serialised once for every page.
 #[derive(Clone, Debug)]
 struct Pushed {
-    seq: u64,
     kind: UpdateKind,
     json: Arc<str>,
 }
@@ -67,7 +66,6 @@ struct Pushed {
 impl Pushed {
     fn of(update: &Update) -> Pushed {
         Pushed {
-            seq: update.seq,
             kind: update.kind,
             json: serde_json::to_string(update)
                 .expect("an update is plain data")
@@ -249,7 +247,6 @@ async fn stream(
     let start = Follower {
         shared,
         updates,
-        after: snapshot.seq,
         first: Some(snapshot),
     };
     let events = futures_util::stream::unfold(start, |mut follower| async move {
@@ -259,12 +256,11 @@ async fn stream(
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 
-/// One page's stream: its snapshot, then every update after it.
+/// One page's stream: its snapshot, then every update after it. The receiver was subscribed
+/// with the snapshot, under the lock the flush sends under, so every update it gets is newer.
 struct Follower {
     shared: Arc<Shared>,
     updates: broadcast::Receiver<Pushed>,
-    /// Updates up to this flush are in what the page already has.
-    after: u64,
     first: Option<Pushed>,
 }
 
@@ -275,25 +271,118 @@ impl Follower {
             return Some(first);
         }
         let mut shutdown = self.shared.shutdown.clone();
-        loop {
-            let received = tokio::select! {
-                _ = shutdown.wait_for(|stop| *stop) => return None,
-                received = self.updates.recv() => received,
-            };
-            match received {
-                Ok(pushed) if pushed.seq <= self.after => continue,
-                Ok(pushed) => {
-                    self.after = pushed.seq;
-                    return Some(pushed);
-                }
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::debug!(missed, "a dashboard page fell behind; sending a snapshot");
-                    let snapshot = self.shared.snapshot();
-                    self.after = snapshot.seq;
-                    return Some(snapshot);
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
+        let received = tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => return None,
+            received = self.updates.recv() => received,
+        };
+        match received {
+            Ok(pushed) => Some(pushed),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::debug!(missed, "a dashboard page fell behind; sending a snapshot");
+                // Subscribed afresh with the snapshot: the updates still buffered are in it.
+                let (snapshot, updates) = self.shared.subscribe();
+                self.updates = updates;
+                Some(snapshot)
             }
+            Err(broadcast::error::RecvError::Closed) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use omni_core::{AgentId, AgentProfile, Event, EventKind, PresenceId, Timestamp};
+
+    use super::*;
+
+    /// A dashboard's shared state with no follower: the test folds and flushes itself.
+    fn shared() -> (Arc<Shared>, watch::Sender<bool>) {
+        let (stop, shutdown) = watch::channel(false);
+        let (_, folded) = watch::channel(0);
+        let (updates, _) = broadcast::channel(BUFFERED_UPDATES);
+        let shared = Arc::new(Shared {
+            view: Mutex::new((View::default(), updates)),
+            folded,
+            shutdown,
+        });
+        (shared, stop)
+    }
+
+    /// Provisions agent `n` at position `n` and pushes the flush, as the follower task does.
+    fn provision_and_flush(shared: &Shared, n: u64) {
+        let mut guard = shared.view.lock().unwrap_or_else(PoisonError::into_inner);
+        let (view, updates) = &mut *guard;
+        let event = Event {
+            at: Timestamp(1_700_000_000_000 + n as i64),
+            kind: EventKind::AgentProvisioned(AgentProfile {
+                id: AgentId::from_u128(u128::from(n)),
+                name: format!("agent {n}"),
+                capacity_units: 2,
+                skills: Default::default(),
+                max_sessions: 10,
+                default_presence: PresenceId::AVAILABLE,
+            }),
+        };
+        view.fold(n, &event);
+        let update = view.flush().expect("a new agent is a changed row");
+        let _ = updates.send(Pushed::of(&update));
+    }
+
+    /// The update's flush number and how many agent rows it carries.
+    fn seq_and_agents(pushed: &Pushed) -> (u64, usize) {
+        let update: serde_json::Value = serde_json::from_str(&pushed.json).expect("JSON");
+        let seq = update["seq"].as_u64().expect("a flush number");
+        (seq, update["agents"].as_array().expect("agents").len())
+    }
+
+    #[tokio::test]
+    async fn a_page_gets_its_snapshot_then_only_newer_deltas() {
+        let (shared, _stop) = shared();
+        provision_and_flush(&shared, 1);
+        let (snapshot, updates) = shared.subscribe();
+        let mut page = Follower {
+            shared: Arc::clone(&shared),
+            updates,
+            first: Some(snapshot),
+        };
+        let first = page.next().await.expect("the snapshot");
+        assert_eq!(
+            (first.kind, seq_and_agents(&first)),
+            (UpdateKind::Snapshot, (1, 1))
+        );
+        provision_and_flush(&shared, 2);
+        let delta = page.next().await.expect("a delta");
+        assert_eq!(
+            (delta.kind, seq_and_agents(&delta)),
+            (UpdateKind::Delta, (2, 1))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_page_that_falls_behind_gets_a_fresh_snapshot_and_nothing_older() {
+        let (shared, stop) = shared();
+        let (_, updates) = shared.subscribe();
+        let mut page = Follower {
+            shared: Arc::clone(&shared),
+            updates,
+            first: None,
+        };
+        let flushes = BUFFERED_UPDATES as u64 + 10;
+        for n in 1..=flushes {
+            provision_and_flush(&shared, n);
+        }
+        let caught_up = page.next().await.expect("an update");
+        assert_eq!(caught_up.kind, UpdateKind::Snapshot);
+        assert_eq!(seq_and_agents(&caught_up), (flushes, flushes as usize));
+        // The deltas still buffered are all in that snapshot: none is sent.
+        provision_and_flush(&shared, flushes + 1);
+        let next = page.next().await.expect("the next delta");
+        assert_eq!(
+            (next.kind, seq_and_agents(&next)),
+            (UpdateKind::Delta, (flushes + 1, 1))
+        );
+
+        stop.send_replace(true);
+        assert!(page.next().await.is_none(), "the stream ends at shutdown");
     }
 }
