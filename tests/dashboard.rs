@@ -314,6 +314,10 @@ fn state_and_stream_show_a_new_conversation() {
             page.contains("access_token"),
             "the page passes its token on"
         );
+        assert!(
+            !page.contains("http://") && !page.contains("https://") && !page.contains("src="),
+            "the page loads nothing from elsewhere"
+        );
         let (status, _, _) = get(&format!("http://{}/dashboard/state", served.addr)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "served behind auth");
 
