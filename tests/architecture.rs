@@ -17,7 +17,8 @@ fn the_core_depends_on_no_runtime_bus_or_storage_crate() {
     }
 }
 
-/// What a client of the engine must not reach: it talks to an engine over the bus.
+/// What a client of the engine must not reach: it talks to an engine over the bus like any
+/// other client, never to its services, its store or its files.
 const ENGINE_INTERNALS: &[&str] = &[
     "omni-engine",
     "omni-conversations",
@@ -47,6 +48,12 @@ fn assert_reaches_none(package: &str, forbidden: &[&str]) {
             "{package} depends on {forbidden}:\n{tree}"
         );
     }
+}
+
+/// The dashboard follows the log over the bus like any other client.
+#[test]
+fn the_dashboard_reaches_the_engine_only_over_the_bus() {
+    assert_reaches_none("omni-dashboard", ENGINE_INTERNALS);
 }
 
 /// The crates `package` depends on (normal and build edges, transitively), and the tree.

@@ -8,7 +8,8 @@
 //!   writer), router, projector (storing its snapshot in the log, so `omni replay --verify`
 //!   checks a run), presence;
 //! - `/metrics` in the Prometheus text format;
-//! - the HTTP gateway (`omni-gateway`: the REST API, bearer tokens) when `http_addr` is set.
+//! - the HTTP gateway (`omni-gateway`: the REST API, bearer tokens) when `http_addr` is set,
+//!   with the supervisor dashboard (`omni-dashboard`) behind it at `/dashboard`.
 
 mod nats;
 
@@ -184,9 +185,22 @@ impl Engine {
             Some((bound, tokens)) => {
                 let addr = bound.local_addr();
                 let client = connect(&nats_url, "gateway").await?;
-                // Other HTTP parts of the engine (webhooks, the dashboard) merge their routers
-                // into this one: they are served behind the gateway's tokens and limits.
-                let mounted = axum::Router::new();
+                // Other HTTP parts of the engine merge their routers into this one: they are
+                // served behind the gateway's tokens and limits.
+                let dashboard = omni_dashboard::Dashboard::start(
+                    connect(&nats_url, "dashboard").await?,
+                    shutdown.clone(),
+                )
+                .await
+                .map_err(|e| EngineError::Service {
+                    service: "dashboard",
+                    reason: e.to_string(),
+                })?;
+                let mounted = dashboard.router();
+                services.spawn(named("dashboard", async move {
+                    dashboard.stopped().await;
+                    Ok::<(), String>(())
+                }));
                 services.spawn(named(
                     "gateway",
                     bound.serve(client, mounted, shutdown.clone()),
