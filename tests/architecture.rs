@@ -11,8 +11,8 @@ fn the_core_depends_on_no_runtime_bus_or_storage_crate() {
     assert_reaches_none("omni-core", FORBIDDEN_IN_CORE);
 }
 
-/// The engine's services and its log: what a client of the engine must not reach, since it
-/// talks to an engine over the bus like any other.
+/// What a client of the engine must not reach: it talks to an engine over the bus like any
+/// other client, never to its services, its store or its files.
 const ENGINE_INTERNALS: &[&str] = &[
     "omni-engine",
     "omni-conversations",
@@ -29,12 +29,12 @@ fn the_simulator_reaches_the_engine_only_over_the_bus() {
 }
 
 /// The gateway is a client like the simulator: commands, queries and presence on the bus.
-/// Services that add routes to it (the webhooks) depend on it, never the reverse: the engine
+/// Services that add routes to it (the webhooks, the dashboard) depend on it, never the reverse: the engine
 /// hands their routes and OpenAPI paths to `Bound::serve`.
 #[test]
 fn the_gateway_reaches_the_engine_only_over_the_bus_and_no_service_it_serves() {
     assert_reaches_none("omni-gateway", ENGINE_INTERNALS);
-    assert_reaches_none("omni-gateway", &["omni-webhooks"]);
+    assert_reaches_none("omni-gateway", &["omni-webhooks", "omni-dashboard"]);
 }
 
 /// The webhook service keeps its own sled database, but reads the log only over the bus.
@@ -51,6 +51,12 @@ fn assert_reaches_none(package: &str, forbidden: &[&str]) {
             "{package} depends on {forbidden}:\n{tree}"
         );
     }
+}
+
+/// The dashboard follows the log over the bus like any other client.
+#[test]
+fn the_dashboard_reaches_the_engine_only_over_the_bus() {
+    assert_reaches_none("omni-dashboard", ENGINE_INTERNALS);
 }
 
 /// The crates `package` depends on (normal and build edges, transitively), and the tree.

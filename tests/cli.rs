@@ -256,6 +256,27 @@ fn log_show_and_tail_print_events_as_json() {
     assert!(stderr(&out).contains("position 999999 is not in the log"));
 }
 
+/// A reader that stops early (`omni log tail | head -1`) ends omni quietly, not in a panic.
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    use std::io::{BufRead, BufReader};
+    let dir = seeded("broken-pipe");
+    let mut child = Command::new(omni_binary())
+        .args(["log", "tail", "--data", dir.arg(), "-n", "100000"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("omni runs");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("piped"))
+        .read_line(&mut first)
+        .expect("one line");
+    assert!(first.starts_with('{'), "{first}");
+    let out = child.wait_with_output().expect("omni ends");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read dir") {

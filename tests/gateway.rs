@@ -1134,6 +1134,21 @@ fn gateway_guards_tokens_limits_routes_and_the_engine() {
         documented.sort();
         assert_eq!(served, documented);
         for (method, path) in &documented {
+            // A page or a never-ending event stream (the dashboard's) answers no JSON to wait
+            // for; tests/dashboard.rs calls those.
+            let answers_json = document["paths"][path][method]["responses"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(status, _)| status.starts_with('2'))
+                .all(|(_, answer)| {
+                    answer
+                        .get("content")
+                        .is_none_or(|content| content.get("application/json").is_some())
+                });
+            if !answers_json {
+                continue;
+            }
             let concrete = path
                 .replace("{action}", "start")
                 .split('/')

@@ -4,6 +4,7 @@ mod architecture;
 mod cli;
 mod core_properties;
 mod core_rules;
+mod dashboard;
 mod gateway;
 mod ledger;
 mod live;

@@ -16,7 +16,9 @@ use omni_core::{
 use omni_proto::COMMAND_NAMES;
 
 use crate::live::{Events, Live, block_on, committed};
-use crate::support::{ANN, BOB, CHAT, CID, SMS, VOICE, conversation, profile, workstream_of};
+use crate::support::{
+    ANN, BOB, CHAT, CID, SMS, VOICE, conversation, profile, start_in as start, workstream_of,
+};
 
 /// A live-chat queue whose workstream routes in pick mode.
 const PICK: QueueId = QueueId::from_u128(0xC5);
@@ -67,15 +69,6 @@ async fn next_offer(events: &mut Events) -> (AgentId, SessionRef) {
     match envelope.event.kind {
         EventKind::IncomingSessionRequest { agent, session, .. } => (agent, session),
         other => panic!("not an offer: {other:?}"),
-    }
-}
-
-fn start(n: u128, queue: QueueId) -> Command {
-    Command::StartConversation {
-        conversation: conversation(n),
-        queue,
-        skills: Vec::new(),
-        customer: format!("customer {n}"),
     }
 }
 

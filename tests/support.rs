@@ -26,6 +26,16 @@ pub fn conversation(n: u128) -> ConversationId {
     ConversationId::from_u128(0xC0_0000 + n)
 }
 
+/// A customer starts conversation `n` in `queue`.
+pub fn start_in(n: u128, queue: QueueId) -> Command {
+    Command::StartConversation {
+        conversation: conversation(n),
+        queue,
+        skills: Vec::new(),
+        customer: format!("customer {n}"),
+    }
+}
+
 /// The test clock starts at a round, recognisable instant.
 pub const T0: Timestamp = Timestamp(1_700_000_000_000);
 

@@ -107,7 +107,7 @@ pub fn run(command: LogCommand) -> anyhow::Result<ExitCode> {
             if json {
                 print_json(&report)?;
             } else {
-                println!(
+                out!(
                     "seeded {} conversations: {} events, log head at {} ({:.1} s); \
                      try `omni replay --data {} --verify`",
                     report.conversations,
@@ -115,7 +115,7 @@ pub fn run(command: LogCommand) -> anyhow::Result<ExitCode> {
                     report.head,
                     started.elapsed().as_secs_f64(),
                     data.data.display()
-                );
+                )?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -147,7 +147,7 @@ fn tail(data: &DataDir, count: u64, follow: bool) -> anyhow::Result<ExitCode> {
     let mut subscription = log.subscribe(from)?;
     loop {
         match subscription.next_timeout(Duration::from_millis(250))? {
-            Some(event) => println!("{}", serde_json::to_string(&event_json(&event)?)?),
+            Some(event) => out!("{}", serde_json::to_string(&event_json(&event)?)?)?,
             None if follow => continue,
             None => return Ok(ExitCode::SUCCESS),
         }
@@ -191,15 +191,15 @@ fn stats(data: &DataDir, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         print_json(&report)?;
     } else {
-        println!(
+        out!(
             "{events} events, head {}, {bytes} payload bytes, {unknown} from a newer schema",
             log.head()?
-        );
+        )?;
         for (kind, n) in &by_kind {
-            println!("  {kind:<30} {n}");
+            out!("  {kind:<30} {n}")?;
         }
         for (kind, n) in &streams {
-            println!("  stream {kind:<23} {n}");
+            out!("  stream {kind:<23} {n}")?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 /// Prints `value` as pretty JSON.
 pub fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    out!("{}", serde_json::to_string_pretty(value)?)?;
     Ok(())
 }
 

@@ -65,17 +65,17 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                 "differences": verification.differences,
             }))?;
         } else if verification.differences.is_empty() {
-            println!(
+            out!(
                 "verified: the rebuild up to position {} equals the stored snapshot",
                 verification.position
-            );
+            )?;
         } else {
-            println!(
+            out!(
                 "MISMATCH: the rebuild up to position {} differs from the stored snapshot:",
                 verification.position
-            );
+            )?;
             for line in &verification.differences {
-                println!("  {line}");
+                out!("  {line}")?;
             }
         }
         return Ok(if verification.differences.is_empty() {
@@ -116,9 +116,9 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             "agent": agent,
         }))?;
     } else {
-        print_summary(&summary);
+        print_summary(&summary)?;
         for detail in conversation.iter().chain(agent.iter()) {
-            println!("{}", serde_json::to_string_pretty(detail)?);
+            out!("{}", serde_json::to_string_pretty(detail)?)?;
         }
     }
     if let Some(first) = projection.unknown.first() {
@@ -146,21 +146,25 @@ fn detail(
     Ok(serde_json::to_value(found)?)
 }
 
-fn print_summary(s: &Summary) {
-    println!(
+fn print_summary(s: &Summary) -> std::io::Result<()> {
+    out!(
         "replayed {} events up to position {} in {} ms ({} events/s)",
-        s.events, s.position, s.elapsed_ms, s.events_per_sec
-    );
-    println!("conversations: {}", s.conversations);
+        s.events,
+        s.position,
+        s.elapsed_ms,
+        s.events_per_sec
+    )?;
+    out!("conversations: {}", s.conversations)?;
     for (status, n) in &s.conversations_by_status {
-        println!("  {status:<10} {n}");
+        out!("  {status:<10} {n}")?;
     }
-    println!("sessions: {}", s.sessions);
+    out!("sessions: {}", s.sessions)?;
     for (status, n) in &s.sessions_by_status {
-        println!("  {status:<10} {n}");
+        out!("  {status:<10} {n}")?;
     }
-    println!("agents: {} ({} signed in)", s.agents, s.agents_signed_in);
+    out!("agents: {} ({} signed in)", s.agents, s.agents_signed_in)?;
     for (presence, n) in &s.agents_by_presence {
-        println!("  {presence:<10} {n}");
+        out!("  {presence:<10} {n}")?;
     }
+    Ok(())
 }

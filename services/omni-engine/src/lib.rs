@@ -9,8 +9,9 @@
 //!   checks a run), presence;
 //! - `/metrics` in the Prometheus text format;
 //! - the HTTP gateway (`omni-gateway`: the REST API, bearer tokens) when `http_addr` is set,
-//!   serving the presence webhooks' API too (`omni-webhooks`, its database under
-//!   `DATA/webhooks`, its counters in `/metrics`).
+//!   serving the supervisor dashboard (`omni-dashboard`) at `/dashboard` and the presence
+//!   webhooks' API (`omni-webhooks`, its database under `DATA/webhooks`, its counters in
+//!   `/metrics`) too.
 //!
 //! The webhook service runs only with the gateway: endpoints are registered only through its
 //! API, so without it the service would have no way to take a registration, and an engine
@@ -217,10 +218,23 @@ impl Engine {
                     omni_webhooks::SERVICE,
                     webhooks.clone().run(client, shutdown.clone()),
                 ));
-                // Other HTTP parts of the engine (the webhooks, a dashboard) are served behind
-                // the gateway's tokens and limits, and documented in its /openapi.json.
-                let mounted = webhooks.mounted();
+                let dashboard = omni_dashboard::Dashboard::start(
+                    connect(&nats_url, "dashboard").await?,
+                    shutdown.clone(),
+                )
+                .await
+                .map_err(|e| EngineError::Service {
+                    service: "dashboard",
+                    reason: e.to_string(),
+                })?;
+                // Other HTTP parts of the engine are served behind the gateway's tokens and
+                // limits, and documented in its /openapi.json.
+                let mounted = webhooks.mounted().merge(dashboard.mounted());
                 let routes = omni_gateway::served_routes(&mounted);
+                services.spawn(named("dashboard", async move {
+                    dashboard.stopped().await;
+                    Ok::<(), String>(())
+                }));
                 let client = connect(&nats_url, "gateway").await?;
                 services.spawn(named(
                     "gateway",

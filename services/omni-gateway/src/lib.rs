@@ -301,22 +301,14 @@ mod tests {
     #[test]
     fn the_document_describes_what_is_served_mounted_routes_included() {
         let operation = |id: &str| serde_json::json!({"operationId": id, "responses": {}});
-        let mounted = Mounted::new()
-            .route(
-                axum::http::Method::GET,
-                "/extra",
-                || async {},
-                (),
-                operation("a"),
-            )
-            .route(
-                axum::http::Method::DELETE,
-                "/extra",
-                || async {},
-                (),
-                operation("b"),
-            )
+        // Two services' routes, merged as the engine merges them; one path, two methods.
+        let get = axum::http::Method::GET;
+        let delete = axum::http::Method::DELETE;
+        let one = Mounted::new().route(get, "/extra", || async {}, (), operation("a"));
+        let other = Mounted::new()
+            .route(delete, "/extra", || async {}, (), operation("b"))
             .schema("Extra", serde_json::json!({"type": "object"}));
+        let mounted = one.merge(other);
         let document = openapi::document(&mounted);
         let mut served = served_routes(&mounted);
         let mut documented = documented_routes(&document);

@@ -73,6 +73,17 @@ impl Mounted {
         self
     }
 
+    /// These routes and `other`'s together (each service builds its own; the engine serves
+    /// them all). Panics as [`Mounted::route`] and [`Mounted::schema`] do on a clash.
+    pub fn merge(mut self, other: Mounted) -> Mounted {
+        self.router = self.router.merge(other.router);
+        self.operations.extend(other.operations);
+        for (name, schema) in other.schemas {
+            self = self.schema(&name, schema);
+        }
+        self
+    }
+
     /// Every (method, path) mounted, as [`crate::served_routes`] spells them.
     pub fn routes(&self) -> impl Iterator<Item = (String, String)> + '_ {
         self.operations
