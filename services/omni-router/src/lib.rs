@@ -2,13 +2,17 @@
 //!
 //! It follows the committed events into its own copy of the world and, when work or room
 //! appears, asks the conversation service to route: `Route` for a conversation that became
-//! routable (created, queued again, offer rejected, timed out or withdrawn), an
+//! routable again (queued again, offer rejected, timed out or withdrawn), an
 //! `AssignmentCycle` for each queue where room appeared (presence change, capacity released,
 //! capacity raised, an agent joined or signed in) and, every `sweep_every`, for each queue
 //! whose backlog has an agent with room. The choice of agent is the core's, made by the
 //! writer against the authoritative world — which is why two routers racing can never
 //! overbook an agent: the second request finds the offer made or the room gone and is
 //! rejected. The router's own world only keeps it from asking when nobody could answer yes.
+//!
+//! A new conversation is not the router's: the core routes it in the decision that creates
+//! it (offered at once when someone has room, otherwise left in the backlog, which the
+//! cycles above serve when room appears).
 //!
 //! Triggers are coalesced: everything that arrived since the last flush is routed once.
 
@@ -68,8 +72,7 @@ impl Dirty {
     fn note(&mut self, kind: &EventKind, world: &World) {
         use EventKind as E;
         match kind {
-            E::ConversationCreated { conversation, .. }
-            | E::ConversationQueued { conversation, .. } => {
+            E::ConversationQueued { conversation, .. } => {
                 self.conversations.insert(*conversation);
             }
             E::OfferRejected { session, agent, .. }
