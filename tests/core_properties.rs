@@ -853,6 +853,49 @@ pub fn check_capacity_bounds(step: &Step) {
     }
 }
 
+/// A new conversation is routed in the decision that creates it: afterwards it has an offer
+/// (from its push queue, made by routing), or nobody in its queue could take it; any other
+/// offer of that decision is for an older conversation of the same queue, which the cycle
+/// serves first.
+pub fn check_arrivals_are_routed_at_once(step: &Step) {
+    let Command::StartConversation {
+        conversation,
+        queue,
+        ..
+    } = step.command
+    else {
+        return;
+    };
+    if step.outcome.is_err() {
+        return;
+    }
+    let c = &step.after.conversations[conversation];
+    let push = step.after.workstreams[&c.workstream].mode == omni_core::RoutingMode::Push;
+    if c.pending_offer.is_none() && push {
+        assert_eq!(
+            omni_core::choose_agent(step.after, *conversation),
+            None,
+            "{conversation} waits although someone could take it"
+        );
+    }
+    for event in &events_of(step)[1..] {
+        let EventKind::IncomingSessionRequest {
+            session, origin, ..
+        } = &event.kind
+        else {
+            panic!("a start emitted {event:?}");
+        };
+        assert!(push, "an arrival in a pick-mode queue was offered");
+        assert_eq!(*origin, omni_core::OfferOrigin::Routing);
+        let offered = &step.after.conversations[&session.conversation];
+        assert_eq!(offered.queue, *queue);
+        assert!(
+            offered.created_at <= c.created_at,
+            "an arrival offered a younger conversation"
+        );
+    }
+}
+
 pub fn check_closed_is_final(step: &Step) {
     for (id, before) in &step.before.conversations {
         if before.status == ConversationStatus::Closed {
@@ -1161,6 +1204,11 @@ proptest! {
     #[test]
     fn used_capacity_never_exceeds_capacity_and_consults_use_none(spec in spec(4), steps in steps(80)) {
         run(&spec, &steps, check_capacity_bounds);
+    }
+
+    #[test]
+    fn an_arrival_is_offered_at_once_unless_nobody_could_take_it(spec in spec(4), steps in steps(80)) {
+        run(&spec, &steps, check_arrivals_are_routed_at_once);
     }
 
     #[test]

@@ -1067,13 +1067,93 @@ mod presence {
 mod routing {
     use super::*;
 
-    fn start(case: &mut Case, n: u128, queue: QueueId, skills: &[&str]) {
+    fn start(case: &mut Case, n: u128, queue: QueueId, skills: &[&str]) -> Vec<omni_core::Event> {
         case.given(Command::StartConversation {
             conversation: conversation(n),
             queue,
             skills: skills.iter().map(|s| s.to_string()).collect(),
             customer: "c".into(),
+        })
+    }
+
+    #[test]
+    fn an_arrival_with_a_free_agent_is_offered_at_once() {
+        let mut case = Case::standard();
+        case.sign_in(&[ANN]);
+        let events = start(&mut case, 1, CHAT, &[]);
+        assert_eq!(
+            names(&events),
+            ["ConversationCreated", "IncomingSessionRequest"]
+        );
+        assert!(matches!(
+            events[1].kind,
+            EventKind::IncomingSessionRequest {
+                agent: ANN,
+                origin: omni_core::OfferOrigin::Routing,
+                queue: Some(CHAT),
+                ..
+            }
+        ));
+        let c = case.conversation(conversation(1));
+        assert_eq!(c.status, ConversationStatus::Open);
+        assert!(c.pending_offer.is_some());
+        assert!(case.world.queues[&CHAT].backlog.is_empty());
+        assert_eq!(case.agent(ANN).offered_units, 1);
+    }
+
+    #[test]
+    fn an_arrival_with_nobody_free_waits_in_the_queue() {
+        let mut case = Case::standard();
+        case.given(Command::ProvisionAgent(profile(ANN, 1)));
+        case.sign_in(&[ANN]);
+        case.offered(1, CHAT, ANN);
+        let events = start(&mut case, 2, CHAT, &[]);
+        assert_eq!(names(&events), ["ConversationCreated"]);
+        let c = case.conversation(conversation(2));
+        assert_eq!(c.status, ConversationStatus::Open);
+        assert_eq!(c.reason, StatusReason::AwaitingAgentAssignment);
+        assert!(c.sessions.is_empty());
+        assert_eq!(
+            case.world.queues[&CHAT]
+                .backlog
+                .iter()
+                .map(|(_, id)| *id)
+                .collect::<Vec<_>>(),
+            [conversation(2)]
+        );
+        // When room appears, the router's assignment cycle offers it.
+        case.given(Command::CustomerEnd {
+            conversation: conversation(1),
         });
+        let events = case.given(Command::AssignmentCycle { queue: Some(CHAT) });
+        assert!(matches!(
+            events[..],
+            [omni_core::Event {
+                kind: EventKind::IncomingSessionRequest { session, agent: ANN, .. },
+                ..
+            }] if session.conversation == conversation(2)
+        ));
+    }
+
+    #[test]
+    fn an_arrival_never_overtakes_an_older_conversation() {
+        let mut case = Case::standard();
+        case.given(Command::ProvisionAgent(profile(ANN, 1)));
+        start(&mut case, 1, CHAT, &[]);
+        // ANN signs in; the router's cycle has not run yet when the next customer arrives.
+        case.sign_in(&[ANN]);
+        case.advance_secs(1);
+        let events = start(&mut case, 2, CHAT, &[]);
+        assert_eq!(
+            names(&events),
+            ["ConversationCreated", "IncomingSessionRequest"]
+        );
+        assert!(matches!(
+            events[1].kind,
+            EventKind::IncomingSessionRequest { session, agent: ANN, .. }
+                if session.conversation == conversation(1)
+        ));
+        assert!(case.conversation(conversation(2)).sessions.is_empty());
     }
 
     #[test]
@@ -1092,15 +1172,15 @@ mod routing {
             presence: PresenceId::AWAY,
         });
         start(&mut case, 1, CHAT, &["french"]);
-        case.given(Command::Route {
-            conversation: conversation(1),
-        });
         assert_eq!(
             case.conversation(conversation(1)).sessions[0].agent,
             CID,
             "only CID speaks French"
         );
-        start(&mut case, 2, CHAT, &["french"]);
+        assert_eq!(
+            names(&start(&mut case, 2, CHAT, &["french"])),
+            ["ConversationCreated"]
+        );
         assert_eq!(
             case.rejected(Command::Route {
                 conversation: conversation(2)
@@ -1111,10 +1191,9 @@ mod routing {
             },
             "CID's one unit is reserved by the offer"
         );
+        // The older French conversation still finds nobody; the plain one goes to BOB.
         start(&mut case, 3, CHAT, &[]);
-        case.given(Command::Route {
-            conversation: conversation(3),
-        });
+        assert!(case.conversation(conversation(2)).sessions.is_empty());
         assert_eq!(case.conversation(conversation(3)).sessions[0].agent, BOB);
     }
 
@@ -1211,10 +1290,10 @@ mod routing {
     fn an_assignment_cycle_never_overbooks_an_agent() {
         let mut case = Case::standard();
         case.given(Command::ProvisionAgent(profile(ANN, 2)));
-        case.sign_in(&[ANN]);
         for n in 1..=5 {
             start(&mut case, n, CHAT, &[]);
         }
+        case.sign_in(&[ANN]);
         let events = case.given(Command::AssignmentCycle { queue: None });
         assert_eq!(names(&events), ["IncomingSessionRequest"; 2]);
         assert_eq!(case.agent(ANN).free_units(), 0);

@@ -72,6 +72,9 @@ async fn next_offer(events: &mut Events) -> (AgentId, SessionRef) {
     }
 }
 
+/// What a start in a push queue with someone free commits: routing offers it on arrival.
+const ARRIVAL: &[&str] = &["ConversationCreated", "IncomingSessionRequest"];
+
 fn agent(a: AgentId) -> Actor {
     Actor::Agent(a)
 }
@@ -220,10 +223,10 @@ async fn desktop_basics(s: &mut Script) {
 async fn chat(s: &mut Script) {
     let c1 = conversation(1);
     let mut events = s.follow(c1).await;
-    s.expect(Actor::Customer, start(1, CHAT), &["ConversationCreated"])
-        .await;
-    // Ann is the only one signed in: the router offers her the chat, and again after she
-    // rejects it (a decliner comes last, but is not skipped when nobody else can help).
+    s.expect(Actor::Customer, start(1, CHAT), ARRIVAL).await;
+    // Ann is the only one signed in: routing offers her the chat on arrival, and the router
+    // again after she rejects it (a decliner comes last, but is not skipped when nobody else
+    // can help).
     let (offered, session) = next_offer(&mut events).await;
     assert_eq!(offered, ANN);
     s.expect(
@@ -421,8 +424,7 @@ async fn chat(s: &mut Script) {
 async fn voice(s: &mut Script) {
     let c2 = conversation(2);
     let mut events = s.follow(c2).await;
-    s.expect(Actor::Customer, start(2, VOICE), &["ConversationCreated"])
-        .await;
+    s.expect(Actor::Customer, start(2, VOICE), ARRIVAL).await;
     let (primary, session) = next_offer(&mut events).await;
     s.expect(
         agent(primary),
@@ -511,8 +513,7 @@ async fn voice(s: &mut Script) {
 async fn sms(s: &mut Script) {
     let c3 = conversation(3);
     let mut events = s.follow(c3).await;
-    s.expect(Actor::Customer, start(3, SMS), &["ConversationCreated"])
-        .await;
+    s.expect(Actor::Customer, start(3, SMS), ARRIVAL).await;
     let (primary, session) = next_offer(&mut events).await;
     s.expect(
         agent(primary),
@@ -592,16 +593,37 @@ async fn routing(s: &mut Script) {
     )
     .await;
 
+    // Routing offers both on arrival; `route` and `assignment_cycle` route them again after a
+    // rejection, sent together with it, so before the router's own request.
     let (c5, c6) = (conversation(5), conversation(6));
-    let mut c6_events = s.follow(c6).await;
     let route: &[&str] = &["IncomingSessionRequest"];
+    let mut c5_events = s.follow(c5).await;
+    s.expect(Actor::Customer, start(5, CHAT), ARRIVAL).await;
+    let (offered, session) = next_offer(&mut c5_events).await;
     s.pipelined(&[
-        (Actor::Customer, start(5, CHAT), &["ConversationCreated"]),
+        (
+            agent(offered),
+            Command::Reject {
+                agent: offered,
+                session,
+            },
+            &["OfferRejected"],
+        ),
         (Actor::System, Command::Route { conversation: c5 }, route),
     ])
     .await;
+    let mut c6_events = s.follow(c6).await;
+    s.expect(Actor::Customer, start(6, CHAT), ARRIVAL).await;
+    let (offered, session) = next_offer(&mut c6_events).await;
     s.pipelined(&[
-        (Actor::Customer, start(6, CHAT), &["ConversationCreated"]),
+        (
+            agent(offered),
+            Command::Reject {
+                agent: offered,
+                session,
+            },
+            &["OfferRejected"],
+        ),
         (
             Actor::System,
             Command::AssignmentCycle { queue: Some(CHAT) },

@@ -280,8 +280,8 @@ impl Engine {
             self.exec(admin, Command::AddAgentToQueue { queue, agent })
                 .await;
         }
-        self.exec(Actor::Agent(ANA), Command::SignIn { agent: ANA })
-            .await;
+        // Both arrive before Ana signs in, so neither is offered on arrival; no router runs
+        // here, so OPEN keeps waiting after ACTIVE is routed to her.
         for conversation in [ACTIVE, OPEN] {
             self.exec(
                 Actor::Customer,
@@ -294,6 +294,8 @@ impl Engine {
             )
             .await;
         }
+        self.exec(Actor::Agent(ANA), Command::SignIn { agent: ANA })
+            .await;
         self.exec(
             Actor::System,
             Command::Route {

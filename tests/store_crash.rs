@@ -10,9 +10,14 @@
 //!
 //! Each log directory is killed several times in a row (a chain), so later
 //! kills also hit a log that was recovered from an earlier crash, sometimes
-//! during that recovery itself.
+//! during that recovery itself. The parent checks the log after every
+//! [`KILLS_PER_CHECK`] kills only: its check closes the log cleanly, which
+//! writes every pending stream run, and between checks the children's
+//! events pile up across kills until a generation of stream runs is sealed
+//! and written a share per commit, so later kills land while one is half
+//! written (the first child after a check lives longer for that).
 //!
-//! `OMNI_CRASH_TRIALS` sets the number of kills (default 20, a few seconds);
+//! `OMNI_CRASH_TRIALS` sets the number of kills (default 20, about 15 s);
 //! `OMNI_CRASH_SEED` the seed of the delays and append mix.
 
 use std::collections::{BTreeMap, HashMap};
@@ -32,7 +37,9 @@ const SEED_ENV: &str = "OMNI_CRASH_SEED";
 /// This test's name as libtest knows it, to re-execute only it.
 const TEST_NAME: &str = "store_crash::sigkill_while_appending_loses_no_acknowledged_event";
 /// Kills per log directory before starting a fresh one.
-const KILLS_PER_LOG: u64 = 4;
+const KILLS_PER_LOG: u64 = 8;
+/// Kills between two checks of the log (see the module docs).
+const KILLS_PER_CHECK: u64 = 4;
 /// Appending threads in the child, so groups mix several appenders.
 const CHILD_THREADS: u64 = 2;
 /// The child stops by itself after this long, should the parent be gone.
@@ -130,9 +137,18 @@ fn sigkill_while_appending_loses_no_acknowledged_event() {
             chain = Some(Chain::new(trial));
         }
         let chain = chain.as_mut().expect("chain");
-        let delay = Duration::from_millis(5 + rng.below(296));
+        // The first child after a check lives longer, so that enough events
+        // pile up for a generation of stream runs before the short-lived ones.
+        let delay = if chain.kills % KILLS_PER_CHECK == 0 {
+            Duration::from_millis(800 + rng.below(700))
+        } else {
+            Duration::from_millis(5 + rng.below(296))
+        };
         let context = format!("seed {seed}, trial {trial}, kill after {delay:?}");
         chain.kill_once(trial, delay, &context, &mut stats);
+    }
+    if let Some(chain) = chain.as_mut().filter(|c| c.kills % KILLS_PER_CHECK != 0) {
+        stats.unacknowledged += chain.check(&format!("seed {seed}, after the last kill"));
     }
     eprintln!(
         "store crash test: {trials} kills, {} acknowledged events checked, {} completed but unacknowledged",
@@ -234,9 +250,10 @@ impl Chain {
                 "{context}: position {position} acknowledged twice"
             );
         }
-        let unacknowledged = self.check(context);
         stats.acknowledged += lines.len() as u64;
-        stats.unacknowledged += unacknowledged;
+        if self.kills % KILLS_PER_CHECK == 0 {
+            stats.unacknowledged += self.check(context);
+        }
     }
 
     /// Reopens the log and checks it against what was acknowledged; returns
@@ -298,8 +315,21 @@ impl Chain {
                 );
             }
         }
+        // Every stream reads back whole, from the stream runs written
+        // before the kill and those rebuilt from the records.
+        let mut positions: HashMap<&str, Vec<u64>> = HashMap::new();
+        for e in &all {
+            positions.entry(&e.stream).or_default().push(e.position);
+        }
         for (stream, version) in versions {
             assert_eq!(log.stream_version(stream).expect("version"), version);
+            let read: Vec<u64> = log
+                .read_stream(stream, 0, usize::MAX)
+                .unwrap_or_else(|err| panic!("{context}: reading stream {stream} failed: {err}"))
+                .iter()
+                .map(|e| e.position)
+                .collect();
+            assert_eq!(read, positions[stream], "{context}: stream {stream}");
         }
 
         // Retrying an acknowledged event returns its original position, even
@@ -386,9 +416,15 @@ fn append_loop(log: &SledLog, trial: u64, thread: u64) {
                 NewEvent::new(id, payload_of(id))
             })
             .collect();
-        // Own streams with exact versions, and a stream shared by threads.
+        // Own streams with exact versions, a stream shared by threads, and
+        // new streams (one per conversation in the engine: they make the
+        // stream-run generations large, so kills land while one is being
+        // written).
         if rng.below(4) == 0 {
             AppendRequest::new("shared", ExpectedVersion::Any, events)
+        } else if rng.below(2) == 0 {
+            let stream = format!("t{thread}-{trial}-{batch}");
+            AppendRequest::new(stream, ExpectedVersion::NoStream, events)
         } else {
             let stream = &own[rng.below(own.len() as u64) as usize];
             let version = log.stream_version(stream).expect("stream version");
@@ -400,9 +436,14 @@ fn append_loop(log: &SledLog, trial: u64, thread: u64) {
         let requests: Vec<AppendRequest> = if rng.below(3) == 0 {
             // Several requests at once; later ones on the same stream as an
             // earlier one of the batch may be refused for their version.
-            (0..2 + rng.below(4))
-                .map(|_| new_request(&mut rng))
-                .collect()
+            // Now and then a burst, so each log soon holds several
+            // generations of stream runs.
+            let n = if rng.below(6) == 0 {
+                500 + rng.below(2000)
+            } else {
+                2 + rng.below(30)
+            };
+            (0..n).map(|_| new_request(&mut rng)).collect()
         } else {
             vec![new_request(&mut rng)]
         };

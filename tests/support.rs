@@ -4,7 +4,7 @@
 use omni_core::{
     AgentId, AgentProfile, AssignmentMethod, Channel, Command, ConversationId,
     DEFAULT_MAX_SESSIONS, Event, EventKind, PresenceId, QueueConfig, QueueId, Rejection,
-    SessionRef, Timestamp, Workstream, WorkstreamId, World, apply, decide,
+    SessionRef, SupervisorId, Timestamp, Workstream, WorkstreamId, World, apply, decide,
 };
 
 /// Agents of the standard world, by name.
@@ -102,25 +102,34 @@ impl Case {
         rejection
     }
 
-    /// A customer's conversation `n`, started in `queue` without skill requirements.
-    pub fn start(&mut self, n: u128, queue: QueueId) -> ConversationId {
+    /// A customer's conversation `n`, started in `queue` without skill requirements; routing
+    /// offers it on arrival when someone has room. Returns the id and the start's events.
+    pub fn start_with_events(&mut self, n: u128, queue: QueueId) -> (ConversationId, Vec<Event>) {
         let id = conversation(n);
-        self.given(Command::StartConversation {
+        let events = self.given(Command::StartConversation {
             conversation: id,
             queue,
             skills: vec![],
             customer: format!("customer {n}"),
         });
-        id
+        (id, events)
     }
 
-    /// A conversation started in `queue`, routed, and offered to `agent` (who must be the
-    /// router's choice).
+    /// [`Case::start_with_events`], for its id only.
+    pub fn start(&mut self, n: u128, queue: QueueId) -> ConversationId {
+        self.start_with_events(n, queue).0
+    }
+
+    /// A conversation started in `queue` and offered on arrival to `agent` (who must be
+    /// routing's choice).
     pub fn offered(&mut self, n: u128, queue: QueueId, agent: AgentId) -> SessionRef {
-        let id = self.start(n, queue);
-        let events = self.given(Command::Route { conversation: id });
+        let (_, events) = self.start_with_events(n, queue);
         match &events[..] {
             [
+                Event {
+                    kind: EventKind::ConversationCreated { .. },
+                    ..
+                },
                 Event {
                     kind:
                         EventKind::IncomingSessionRequest {
@@ -134,20 +143,44 @@ impl Case {
                 assert_eq!(*offered, agent, "routing offered someone else");
                 *session
             }
-            other => panic!("routing produced {other:?}"),
+            other => panic!("the start produced {other:?}"),
         }
     }
 
-    /// A conversation Active with `agent` as primary: started, then picked by the agent
-    /// (whoever push routing would have chosen).
+    /// A conversation Active with `agent` as primary: started, then accepted by `agent` when
+    /// routing offered it to them on arrival, assigned to them by a supervisor when routing
+    /// offered it to someone else, or picked by them when nobody was offered it.
     pub fn active(&mut self, n: u128, queue: QueueId, agent: AgentId) -> SessionRef {
-        let id = self.start(n, queue);
-        self.given(Command::Pick {
-            agent,
-            conversation: id,
+        let (id, events) = self.start_with_events(n, queue);
+        let offered_to = events.iter().find_map(|e| match e.kind {
+            EventKind::IncomingSessionRequest {
+                session, agent: to, ..
+            } => Some((session, to)),
+            _ => None,
         });
+        match offered_to {
+            Some((session, to)) if to == agent => {
+                self.given(Command::Accept { agent, session });
+            }
+            Some(_) => {
+                self.given(Command::SupervisorAssign {
+                    supervisor: SupervisorId::from_u128(0x5E),
+                    conversation: id,
+                    agent,
+                });
+                let c = self.conversation(id);
+                let session = c.session_ref(c.pending_offer.expect("assigned"));
+                self.given(Command::Accept { agent, session });
+            }
+            None => {
+                self.given(Command::Pick {
+                    agent,
+                    conversation: id,
+                });
+            }
+        }
         let c = self.conversation(id);
-        c.session_ref(c.open_session_of(agent).expect("picked").number)
+        c.session_ref(c.open_session_of(agent).expect("accepted").number)
     }
 
     pub fn conversation(&self, id: ConversationId) -> &omni_core::Conversation {

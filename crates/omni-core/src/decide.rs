@@ -1165,9 +1165,36 @@ impl<'w> Tx<'w> {
         Ok(())
     }
 
-    /// Offers the backlog oldest first while agents have room. Once a conversation without
-    /// skill requirements finds nobody, no later one of the same queue can either, so the rest
-    /// of those are skipped; conversations asking for skills are still tried.
+    /// A customer's new conversation, routed in the same decision: DOMAIN.md runs an
+    /// assignment cycle on a new conversation, so its queue's cycle runs right after
+    /// `ConversationCreated`. The newcomer is the newest entry of the backlog, so it is offered
+    /// at once when an eligible member has room (one decision and one append from arrival to
+    /// offer), never ahead of an older conversation the same agent could take; with nobody
+    /// free, or in a pick-mode queue, it waits in the backlog, and the router asks for a cycle
+    /// when room appears. A rejected start (unknown queue, existing id) emits nothing.
+    fn start_conversation(
+        &mut self,
+        conversation: ConversationId,
+        queue: QueueId,
+        skills: Vec<String>,
+        customer: String,
+    ) -> Verdict {
+        if self.conversation(conversation).is_some() {
+            return Err(Rejection::ConversationExists(conversation));
+        }
+        let ws = self.workstream_of_queue(queue)?;
+        let (channel, workstream) = (ws.channel, ws.id);
+        self.emit(EventKind::ConversationCreated {
+            conversation,
+            channel,
+            queue,
+            workstream,
+            skills,
+            customer,
+        });
+        self.cycle_queue(queue)
+    }
+
     fn assignment_cycle(&mut self, only: Option<QueueId>) -> Verdict {
         let queues: Vec<QueueId> = match only {
             Some(q) => {
@@ -1177,28 +1204,45 @@ impl<'w> Tx<'w> {
             None => self.base.queues.keys().copied().collect(),
         };
         for queue in queues {
-            if self.workstream_of_queue(queue)?.mode == RoutingMode::Pick {
+            self.cycle_queue(queue)?;
+        }
+        Ok(())
+    }
+
+    /// One queue's assignment cycle: offers its backlog oldest first while agents have room
+    /// (nothing in pick mode). When no member has room for a work item at all, nothing is
+    /// looked at. Once a conversation without skill requirements finds nobody, no later one of
+    /// the same queue can either, so the rest of those are skipped; conversations asking for
+    /// skills are still tried. The backlog is walked by key, not copied, since offers take
+    /// conversations out of it as the walk goes.
+    fn cycle_queue(&mut self, queue: QueueId) -> Verdict {
+        let ws = self.workstream_of_queue(queue)?;
+        if ws.mode == RoutingMode::Pick || !routing::anyone_has_room(self, queue) {
+            return Ok(());
+        }
+        let mut plain_exhausted = false;
+        let mut after = None;
+        while let Some((since, id)) = self.queue(queue).and_then(|q| match after {
+            None => q.backlog.first().copied(),
+            Some(key) => q
+                .backlog
+                .range((Bound::Excluded(key), Bound::Unbounded))
+                .next()
+                .copied(),
+        }) {
+            after = Some((since, id));
+            let Some(c) = self.conversation(id) else {
+                continue;
+            };
+            if plain_exhausted && c.skills.is_empty() {
                 continue;
             }
-            let backlog: Vec<ConversationId> = self
-                .queue(queue)
-                .map(|q| q.backlog.iter().map(|(_, id)| *id).collect())
-                .unwrap_or_default();
-            let mut plain_exhausted = false;
-            for id in backlog {
-                let Some(c) = self.conversation(id) else {
-                    continue;
-                };
-                if plain_exhausted && c.skills.is_empty() {
-                    continue;
+            match routing::choose(self, c) {
+                Some(agent) => {
+                    self.offer(id, agent, OfferOrigin::Routing)?;
                 }
-                match routing::choose(self, c) {
-                    Some(agent) => {
-                        self.offer(id, agent, OfferOrigin::Routing)?;
-                    }
-                    None if c.skills.is_empty() => plain_exhausted = true,
-                    None => {}
-                }
+                None if c.skills.is_empty() => plain_exhausted = true,
+                None => {}
             }
         }
         Ok(())
@@ -1787,22 +1831,7 @@ impl<'w> Tx<'w> {
                 queue,
                 skills,
                 customer,
-            } => {
-                if self.conversation(conversation).is_some() {
-                    return Err(Rejection::ConversationExists(conversation));
-                }
-                let ws = self.workstream_of_queue(queue)?;
-                let (channel, workstream) = (ws.channel, ws.id);
-                self.emit(EventKind::ConversationCreated {
-                    conversation,
-                    channel,
-                    queue,
-                    workstream,
-                    skills,
-                    customer,
-                });
-                Ok(())
-            }
+            } => self.start_conversation(conversation, queue, skills, customer),
             C::CustomerMessage { conversation } => self.customer_message(conversation),
             C::CustomerEnd { conversation } => self.customer_end(conversation),
             C::CustomerDisconnect { conversation } => self.customer_disconnect(conversation),

@@ -42,10 +42,27 @@ pub fn is_eligible(agent: &Agent, conversation: &Conversation, ws: &Workstream) 
 
 /// Everything but skills, from what a queue's roster holds.
 fn may_take(slot: &RosterSlot, conversation: &Conversation, ws: &Workstream) -> bool {
+    has_room(slot, ws) && conversation.open_session_of(slot.agent).is_none()
+}
+
+/// Connected, in an allowed presence, with the units of one work item free.
+fn has_room(slot: &RosterSlot, ws: &Workstream) -> bool {
     slot.connected
         && ws.allowed_presences.contains(&slot.base)
         && slot.free_units >= ws.capacity_units
-        && conversation.open_session_of(slot.agent).is_none()
+}
+
+/// Whether any member of `queue` could take one more of its work items now, whatever the
+/// conversation: connected, in an allowed presence, with the units free. When nobody can, an
+/// assignment cycle of the queue has nothing to offer and need not look at its backlog.
+pub(crate) fn anyone_has_room(view: &impl View, queue: QueueId) -> bool {
+    let Some(q) = view.queue(queue) else {
+        return false;
+    };
+    let Some(ws) = view.workstream(q.config.workstream) else {
+        return false;
+    };
+    q.roster.iter().any(|slot| has_room(slot, ws))
 }
 
 fn has_skills(agent: &Agent, conversation: &Conversation) -> bool {

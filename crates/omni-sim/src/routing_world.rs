@@ -15,9 +15,11 @@ use crate::engine::Engine;
 /// over the push queues, a quarter of them asking for a skill.
 ///
 /// The state is built through `decide`, as a day would build it: about one conversation per
-/// agent is routed and mostly accepted, so agents hold anything from none to all of their
-/// capacity and some offers are still out; then agents spread over presences (most routable,
-/// some Away, Busy-DND, on a custom presence, disconnected or signed out).
+/// agent is routed on arrival and mostly accepted, so agents hold anything from none to all
+/// of their capacity and some offers are still out; then the conversations to route arrive
+/// while everyone is Away (so they wait: the core routes a conversation on arrival), everyone
+/// comes back, and agents spread over presences (most routable, some Away, Busy-DND, on a
+/// custom presence, disconnected or signed out).
 pub fn routing_world(agents: usize, queues: usize, seed: u64) -> (World, Vec<ConversationId>) {
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut engine = Engine::new();
@@ -30,10 +32,9 @@ pub fn routing_world(agents: usize, queues: usize, seed: u64) -> (World, Vec<Con
         .collect();
 
     engine.advance_to(engine.now.plus_secs(60));
-    for _ in 0..agents {
-        start(&mut engine, &mut rng, &push);
-    }
-    let offers = engine.must(Command::AssignmentCycle { queue: None });
+    let offers: Vec<_> = (0..agents)
+        .flat_map(|_| start(&mut engine, &mut rng, &push).1)
+        .collect();
     engine.advance_to(engine.now.plus_secs(5));
     for event in offers {
         if let EventKind::IncomingSessionRequest { session, agent, .. } = event.kind {
@@ -44,28 +45,41 @@ pub fn routing_world(agents: usize, queues: usize, seed: u64) -> (World, Vec<Con
     }
 
     engine.advance_to(engine.now.plus_secs(60));
+    let everyone = |engine: &mut Engine, presence| {
+        for &agent in &center.agents {
+            engine.must(Command::SetPresence { agent, presence });
+        }
+    };
+    everyone(&mut engine, PresenceId::AWAY);
+    let targets = (0..queues * 20)
+        .map(|_| start(&mut engine, &mut rng, &push).0)
+        .collect();
+    everyone(&mut engine, PresenceId::AVAILABLE);
+
+    engine.advance_to(engine.now.plus_secs(60));
     for &agent in &center.agents {
         spread_presence(&mut engine, &mut rng, agent);
     }
-
-    engine.advance_to(engine.now.plus_secs(60));
-    let targets = (0..queues * 20)
-        .map(|_| start(&mut engine, &mut rng, &push))
-        .collect();
     (engine.world, targets)
 }
 
-fn start(engine: &mut Engine, rng: &mut SmallRng, queues: &[QueueId]) -> ConversationId {
+/// A new conversation in one of `queues`, with the events of its start (the offer routing
+/// made on arrival, if any).
+fn start(
+    engine: &mut Engine,
+    rng: &mut SmallRng,
+    queues: &[QueueId],
+) -> (ConversationId, Vec<omni_core::Event>) {
     let conversation = ConversationId::from_u128(rng.random());
     let queue = *queues.choose(rng).expect("the center has push queues");
     let skills = center::requested_skills(rng);
-    engine.must(Command::StartConversation {
+    let events = engine.must(Command::StartConversation {
         conversation,
         queue,
         skills,
         customer: format!("Customer {}", engine.world.conversations.len() + 1),
     });
-    conversation
+    (conversation, events)
 }
 
 /// Seven agents in ten stay as routing left them; the others step away in various ways.

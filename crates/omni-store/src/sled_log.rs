@@ -18,10 +18,22 @@
 //! sled costs a few microseconds per item: a commit rewrites one or two `ids`
 //! buckets for time-ordered ids, and the `streams` runs of the latest
 //! appends are kept in memory (`Shared::pending_runs`, consulted by every
-//! stream read) and written every `PENDING_RUNS_MAX` events, one item per
-//! stream, together with `meta/indexed`. They are derived from the records,
-//! so `open` rebuilds the runs above `meta/indexed` after a crash (and a
-//! clean close writes them). The writer also remembers the version of
+//! stream read) and written in **generations**: once `PENDING_RUNS_MAX`
+//! positions are pending, the writer seals them (the head they reach is the
+//! generation's) and the following commits each write a bounded share of the
+//! sealed runs — at most `RUN_ITEMS_PER_COMMIT` items, or as many as the
+//! commit has events if that is more, so a generation is always written before
+//! the next one fills — trimming them from memory as they reach the tree. The
+//! commit that writes a generation's last item also sets `meta/indexed` to its
+//! head. Why not all at once: with one stream per conversation a generation is
+//! thousands of items, and writing them in one commit stalled every append
+//! queued behind it for tens of milliseconds. The runs are derived from the
+//! records, so after a crash `open` rebuilds every run above `meta/indexed`;
+//! items of an unfinished generation already in the tree start at the same
+//! versions as the rebuilt runs (the first above `meta/indexed`) and are in
+//! `index::RUN_MAX` pieces from there, so rewriting them later writes the
+//! same keys with the same or longer values, never an overlapping run (a
+//! clean close writes them all). The writer also remembers the version of
 //! recently used streams and the greatest stored id, so deciding an append to
 //! a hot stream with a fresh (time-ordered) id reads nothing from sled.
 //!
@@ -132,9 +144,15 @@ const MAX_GROUP_EVENTS: usize = 16 * 1024;
 const VERSION_CACHE_MAX: usize = 64 * 1024;
 /// Key in `meta` of the head up to which the stream runs are in the
 /// `streams` tree; the runs above it are [pending](Shared::pending_runs).
-const INDEXED_KEY: &[u8] = b"indexed";
-/// Pending stream-run positions that make the next commit write them all.
-const PENDING_RUNS_MAX: usize = 8 * 1024;
+pub(crate) const INDEXED_KEY: &[u8] = b"indexed";
+/// Pending stream-run positions that make the next commit seal them as a
+/// generation to write.
+pub(crate) const PENDING_RUNS_MAX: usize = 8 * 1024;
+/// Sealed stream-run items a commit writes at least (when that many are
+/// left); a commit with more events writes as many items as it has events.
+/// Small, because each sled item costs microseconds on the commit path that
+/// every queued appender waits for.
+pub(crate) const RUN_ITEMS_PER_COMMIT: usize = 16;
 /// Page size used by subscriptions while catching up.
 const SUBSCRIPTION_PAGE: usize = 1024;
 
@@ -147,6 +165,9 @@ pub struct WriterStats {
     pub events: u64,
     /// Flushes (fsyncs) done by the writer: one per group that wrote something.
     pub flushes: u64,
+    /// The most stream-run items one commit wrote (see the module docs: a
+    /// commit writes at most `max(16, its events)` of them).
+    pub max_run_items_per_commit: u64,
 }
 
 /// State shared by the log handle, its writer thread and its subscriptions.
@@ -161,13 +182,13 @@ pub(crate) struct Shared {
     pub(crate) meta: Tree,
     pub(crate) snapshots: Tree,
     /// Stream runs not written to the `streams` tree yet, by stream: the
-    /// positions of each stream's latest versions above [`INDEXED_KEY`].
-    /// Why: one run item per stream per commit costs a sled insert per event
-    /// when every append goes to another stream (the common case: many
-    /// interactions, one or two events each); written every
-    /// [`PENDING_RUNS_MAX`] events instead, they cost next to nothing. They
-    /// are derived data: after a crash, `open` rebuilds them from the
-    /// records above the indexed head.
+    /// positions of each stream's latest versions, from the first version
+    /// not in the tree. Why: one run item per stream per commit costs a sled
+    /// insert per event when every append goes to another stream (the common
+    /// case: many interactions, one or two events each); written by
+    /// generations of [`PENDING_RUNS_MAX`] events instead, they cost next to
+    /// nothing. They are derived data: after a crash, `open` rebuilds them
+    /// from the records above the indexed head.
     pending_runs: RwLock<HashMap<String, PendingRun>>,
     /// Last durable position; readers never look beyond it.
     head: AtomicU64,
@@ -179,6 +200,7 @@ pub(crate) struct Shared {
     appends: AtomicU64,
     events_written: AtomicU64,
     flushes: AtomicU64,
+    max_run_items_per_commit: AtomicU64,
 }
 
 impl fmt::Debug for Shared {
@@ -524,6 +546,7 @@ impl SledLog {
             appends: AtomicU64::new(0),
             events_written: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
+            max_run_items_per_commit: AtomicU64::new(0),
         };
         check_format(&shared).map_err(open_err)?;
         let (head, tail) = recover(&shared)?;
@@ -537,6 +560,7 @@ impl SledLog {
             tail,
             versions: HashMap::new(),
             pending_count,
+            sealed: None,
             failed: None,
         };
         let writer = std::thread::Builder::new()
@@ -562,6 +586,7 @@ impl SledLog {
             appends: self.shared.appends.load(Ordering::Relaxed),
             events: self.shared.events_written.load(Ordering::Relaxed),
             flushes: self.shared.flushes.load(Ordering::Relaxed),
+            max_run_items_per_commit: self.shared.max_run_items_per_commit.load(Ordering::Relaxed),
         }
     }
 
@@ -749,8 +774,9 @@ fn recover(s: &Shared) -> Result<(u64, Option<Tail>), StoreError> {
 }
 
 /// Rebuilds the stream runs that were pending when the log stopped, from
-/// the records above the indexed head (at most [`PENDING_RUNS_MAX`] and one
-/// group after a crash, none after a clean close); returns their positions.
+/// the records above the indexed head (after a crash at most two generations
+/// of [`PENDING_RUNS_MAX`] and a group, none after a clean close); returns
+/// their positions.
 /// A damaged record there fails the open, naming its position, like a
 /// damaged head does: the stream versions after it would be unknown.
 fn rebuild_pending_runs(s: &Shared, head: u64) -> Result<usize, StoreError> {
@@ -899,6 +925,19 @@ struct PendingRun {
     positions: Vec<u64>,
 }
 
+/// A generation of stream runs sealed for writing: the leading positions of
+/// some [`Shared::pending_runs`] that the following commits write to the
+/// tree, a bounded share each.
+struct Sealed {
+    /// The head the generation reaches: `meta/indexed` once it is written.
+    head: u64,
+    /// Streams left to write, with how many of their leading pending
+    /// positions belong to the generation (the rest came later).
+    left: Vec<(String, usize)>,
+    /// Positions in `left`.
+    positions: usize,
+}
+
 /// The single writer: decides, writes and flushes groups of appends.
 struct Writer {
     shared: Arc<Shared>,
@@ -909,6 +948,8 @@ struct Writer {
     versions: HashMap<String, u64>,
     /// Positions in [`Shared::pending_runs`].
     pending_count: usize,
+    /// The generation of runs being written to the tree, if any.
+    sealed: Option<Sealed>,
     /// Set after a failed write/flush: every later append is refused.
     failed: Option<String>,
 }
@@ -980,6 +1021,7 @@ impl Writer {
             .map_err(|e| tx_error("close", e))?;
         pending.clear();
         self.pending_count = 0;
+        self.sealed = None;
         Ok(())
     }
 
@@ -1110,24 +1152,12 @@ impl Writer {
                 .1
                 .push(r.position);
         }
-        // The runs stay pending until enough accumulated; then this commit
-        // writes all of them, with the head they reach.
-        let write_runs = self.pending_count + records.len() >= PENDING_RUNS_MAX;
-        let mut run_items = Vec::new();
-        if write_runs {
-            let pending = shared.pending_runs();
-            let mut all: HashMap<&str, (u64, Vec<u64>)> = pending
-                .iter()
-                .map(|(stream, run)| (stream.as_str(), (run.first_version, run.positions.clone())))
-                .collect();
-            for (stream, (first_version, positions)) in &runs {
-                all.entry(stream)
-                    .or_insert_with(|| (*first_version, Vec::new()))
-                    .1
-                    .extend(positions);
-            }
-            run_items = run_items_of(all.iter().map(|(s, (v, p))| (*s, *v, p.as_slice())));
+        // The runs stay pending until a generation is full; then it is
+        // sealed, and this commit and the next write a bounded share each.
+        if self.sealed.is_none() && self.pending_count >= PENDING_RUNS_MAX {
+            self.sealed = Some(self.seal());
         }
+        let share = self.sealed_share(RUN_ITEMS_PER_COMMIT.max(records.len()));
         let mut new_ids: Vec<(Uuid, u64)> = records.iter().map(|r| (r.id, r.position)).collect();
         let buckets = index::add_ids(&shared.ids, &mut new_ids)?;
 
@@ -1136,11 +1166,11 @@ impl Writer {
                 for (first, bytes) in &chunks {
                     events.insert(&pos_key(*first)[..], bytes.clone())?;
                 }
-                for (key, value) in &run_items {
+                for (key, value) in &share.items {
                     streams.insert(key.as_slice(), value.as_slice())?;
                 }
-                if write_runs {
-                    meta.insert(INDEXED_KEY, &pos_key(new_head)[..])?;
+                if let Some(indexed) = share.completes {
+                    meta.insert(INDEXED_KEY, &pos_key(indexed)[..])?;
                 }
                 for key in &buckets.removes {
                     ids.remove(key)?;
@@ -1159,25 +1189,114 @@ impl Writer {
             .pending_runs
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        if write_runs {
-            pending.clear();
-            self.pending_count = 0;
-        } else {
-            for (stream, (first_version, positions)) in runs {
-                pending
-                    .entry(stream.to_owned())
-                    .or_insert_with(|| PendingRun {
-                        first_version,
-                        positions: Vec::new(),
-                    })
-                    .positions
-                    .extend(positions);
-            }
-            self.pending_count += records.len();
+        self.trim_written(&mut pending, share);
+        for (stream, (first_version, positions)) in runs {
+            pending
+                .entry(stream.to_owned())
+                .or_insert_with(|| PendingRun {
+                    first_version,
+                    positions: Vec::new(),
+                })
+                .positions
+                .extend(positions);
         }
+        self.pending_count += records.len();
         drop(pending);
         shared.sync("append (flush)")
     }
+
+    /// Seals every pending run as the generation to write next.
+    fn seal(&self) -> Sealed {
+        let left: Vec<(String, usize)> = self
+            .shared
+            .pending_runs()
+            .iter()
+            .map(|(stream, run)| (stream.clone(), run.positions.len()))
+            .collect();
+        Sealed {
+            head: self.shared.head(),
+            positions: left.iter().map(|(_, n)| n).sum(),
+            left,
+        }
+    }
+
+    /// The next `budget` items of the sealed generation, `index::RUN_MAX`
+    /// positions each, taken from the end of its `left` list; nothing when
+    /// no generation is sealed.
+    fn sealed_share(&self, budget: usize) -> SealedShare {
+        let mut share = SealedShare::default();
+        let Some(sealed) = &self.sealed else {
+            return share;
+        };
+        let pending = self.shared.pending_runs();
+        let mut written = 0;
+        for (stream, n) in sealed.left.iter().rev() {
+            if share.items.len() == budget {
+                break;
+            }
+            let Some(run) = pending.get(stream) else {
+                continue; // cannot happen: sealed runs leave only once written
+            };
+            let mut taken = 0;
+            for piece in run.positions[..*n].chunks(index::RUN_MAX) {
+                if share.items.len() == budget {
+                    break;
+                }
+                let version = run.first_version + taken as u64;
+                share
+                    .items
+                    .push((stream_key(stream, version), index::encode_run(piece)));
+                taken += piece.len();
+            }
+            share.trims.push(taken);
+            written += taken;
+        }
+        share.completes = (written == sealed.positions).then_some(sealed.head);
+        share
+    }
+
+    /// After the commit holding `share`: the written positions leave the
+    /// pending runs and the sealed generation, which ends with its last.
+    fn trim_written(&mut self, pending: &mut HashMap<String, PendingRun>, share: SealedShare) {
+        self.shared
+            .max_run_items_per_commit
+            .fetch_max(share.items.len() as u64, Ordering::Relaxed);
+        let Some(sealed) = self.sealed.as_mut() else {
+            return;
+        };
+        for taken in share.trims {
+            let Some((stream, n)) = sealed.left.last_mut() else {
+                break;
+            };
+            if let Some(run) = pending.get_mut(stream.as_str()) {
+                run.positions.drain(..taken);
+                run.first_version += taken as u64;
+                if run.positions.is_empty() {
+                    pending.remove(stream.as_str());
+                }
+            }
+            *n -= taken;
+            if *n == 0 {
+                sealed.left.pop();
+            }
+            sealed.positions -= taken;
+            self.pending_count -= taken;
+        }
+        if share.completes.is_some() {
+            self.sealed = None;
+        }
+    }
+}
+
+/// What one commit writes of the sealed generation.
+#[derive(Default)]
+struct SealedShare {
+    /// `streams` items to insert.
+    items: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Positions written of each stream, from the end of [`Sealed::left`].
+    trims: Vec<usize>,
+    /// The generation's head, when this share is its last.
+    completes: Option<u64>,
 }
 
 /// The `streams` items of runs given as `(stream, first version, positions)`,

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::index::{self, stream_key};
-use crate::sled_log::{HEAD_KEY, frames, pos_key};
+use crate::sled_log::{
+    HEAD_KEY, INDEXED_KEY, PENDING_RUNS_MAX, RUN_ITEMS_PER_COMMIT, frames, pos_key,
+};
 use crate::*;
 
 /// A unique directory under the system temp dir, removed on drop.
@@ -1282,4 +1284,140 @@ fn stream_runs_keep_the_decision_order() {
         vec![0..2, 2..3, 3..6]
     );
     assert_eq!(stream_runs(&["x"]), vec![0..1]);
+}
+
+/// Where the stream runs of the tree reach: `meta/indexed`.
+fn indexed_head(log: &SledLog) -> u64 {
+    log.shared
+        .meta
+        .get(INDEXED_KEY)
+        .unwrap()
+        .map_or(0, |v| u64::from_be_bytes(v.as_ref().try_into().unwrap()))
+}
+
+/// Every stream's runs in the tree follow each other without overlap or gap:
+/// each starts where the previous one ended.
+fn assert_stream_runs_well_formed(log: &SledLog) {
+    let mut previous: Option<(Vec<u8>, u64)> = None; // stream, next version
+    for item in log.shared.streams.iter() {
+        let (k, v) = item.unwrap();
+        let (stream, version) = k.split_at(k.len() - 8);
+        let version = u64::from_be_bytes(version.try_into().unwrap());
+        assert!(!v.is_empty() && v.len() % 8 == 0 && v.len() / 8 <= index::RUN_MAX);
+        if let Some((s, next)) = &previous
+            && s.as_slice() == stream
+        {
+            assert_eq!(
+                version,
+                *next,
+                "run of {:?} overlaps or skips",
+                String::from_utf8_lossy(stream)
+            );
+        }
+        previous = Some((stream.to_vec(), version + v.len() as u64 / 8));
+    }
+}
+
+/// Reads every stream back whole and checks it against the log's order.
+fn assert_streams_read_back(log: &SledLog) {
+    let all = assert_consistent(log);
+    let mut by_stream = std::collections::HashMap::<&str, Vec<u64>>::new();
+    for e in &all {
+        by_stream.entry(&e.stream).or_default().push(e.position);
+    }
+    for (stream, positions) in by_stream {
+        let read: Vec<u64> = log
+            .read_stream(stream, 0, usize::MAX)
+            .unwrap()
+            .iter()
+            .map(|e| e.position)
+            .collect();
+        assert_eq!(read, positions, "stream {stream}");
+    }
+}
+
+/// Appends `n` single events from 4 threads, ids from `first`: one in ten
+/// to the thread's long-lived stream, the others each to a stream of its
+/// own (one new stream per conversation, as in the engine).
+fn append_many_streams(log: &SledLog, first: u128, n: u128) {
+    const THREADS: u128 = 4;
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            s.spawn(move || {
+                for i in (t..n).step_by(THREADS as usize) {
+                    let id = first + i;
+                    let (stream, expected) = if i % 10 == 0 {
+                        (format!("hot{t}"), ExpectedVersion::Any)
+                    } else {
+                        (format!("c{id}"), ExpectedVersion::NoStream)
+                    };
+                    log.append(&stream, expected, evs(id..id + 1)).unwrap();
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn stream_runs_are_written_a_bounded_share_per_commit() {
+    let dir = TempDir::new("run-generations");
+    let n = 2 * PENDING_RUNS_MAX as u128 + 400;
+    let (crash_tree, crash_indexed, head) = {
+        let log = open(&dir);
+        append_many_streams(&log, 0, n);
+        // Commits of at most 4 events: no commit wrote more than the fixed
+        // share, and yet a whole generation reached the tree.
+        let stats = log.stats();
+        assert!(
+            (1..=RUN_ITEMS_PER_COMMIT as u64).contains(&stats.max_run_items_per_commit),
+            "{stats:?}"
+        );
+        let indexed = indexed_head(&log);
+        assert!(indexed >= PENDING_RUNS_MAX as u64, "indexed {indexed}");
+        // The second generation is on its way: some of its runs are in the
+        // tree already, above the indexed head.
+        let above = log
+            .shared
+            .streams
+            .iter()
+            .values()
+            .filter(|v| index::run_above(&v.as_ref().unwrap()[..], indexed))
+            .count();
+        assert!(above > 0, "no run above the indexed head {indexed}");
+        assert_stream_runs_well_formed(&log);
+        assert_streams_read_back(&log);
+        // What a crash now would leave on disk: the tree as it is, the
+        // indexed head as it is (every record is durable).
+        let tree: Vec<(sled::IVec, sled::IVec)> =
+            log.shared.streams.iter().map(|i| i.unwrap()).collect();
+        (tree, indexed, log.head().unwrap())
+    };
+    {
+        // The clean close wrote every run; put back the crash's state.
+        let db = sled::open(dir.path()).unwrap();
+        let streams = db.open_tree("streams").unwrap();
+        streams.clear().unwrap();
+        for (k, v) in crash_tree {
+            streams.insert(k, v).unwrap();
+        }
+        db.open_tree("meta")
+            .unwrap()
+            .insert(INDEXED_KEY, &pos_key(crash_indexed)[..])
+            .unwrap();
+        db.flush().unwrap();
+    }
+    {
+        // The runs above the indexed head are rebuilt over the half-written
+        // generation; writing them again overwrites the same keys.
+        let log = open(&dir);
+        assert_eq!(log.head().unwrap(), head);
+        assert_streams_read_back(&log);
+        append_many_streams(&log, n, PENDING_RUNS_MAX as u128);
+        assert_stream_runs_well_formed(&log);
+        assert_streams_read_back(&log);
+    }
+    let log = open(&dir);
+    assert_eq!(indexed_head(&log), log.head().unwrap());
+    assert_stream_runs_well_formed(&log);
+    assert_streams_read_back(&log);
 }

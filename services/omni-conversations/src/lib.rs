@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, watch};
 
 pub use clock::Clock;
 use dedupe::Dedupe;
-use writer::{Job, Outgoing, Writer, tick_job};
+use writer::{Append, Decided, Job, Outgoing, Stored, Writer, tick_job};
 
 /// The service's name on the bus: its queue group and its dead-letter subject.
 pub const SERVICE: &str = "conversations";
@@ -128,17 +128,28 @@ pub async fn run(
     ));
     let publisher = tokio::spawn(publish(out_rx, client.clone()));
 
+    // Pipelined: the next batch is decided while the one before it is being stored; its
+    // append starts once that one is durable and answered.
+    let mut in_flight: Option<(Decided, Append)> = None;
     let result = loop {
         let deadline = next_deadline(&writer.world).map(|at| clock.instant_of(at));
-        let mut batch = tokio::select! {
+        let first = tokio::select! {
             biased;
             _ = shutdown.changed() => break Ok(()),
+            stored = wait_for(&mut in_flight), if in_flight.is_some() => {
+                let (decided, _) = in_flight.take().expect("a batch in flight");
+                if let Err(failed) = settle(&mut writer, decided, stored, &out_tx) {
+                    writer = reload(&log, &config, &metrics, failed).await?;
+                }
+                continue;
+            }
             job = jobs.recv() => match job {
-                Some(job) => vec![job],
+                Some(job) => job,
                 None => break Err(ServiceError::Task("the intake listener stopped".to_owned())),
             },
-            () = sleep_until(deadline), if deadline.is_some() => vec![tick_job()],
+            () = sleep_until(deadline), if deadline.is_some() => tick_job(),
         };
+        let mut batch = vec![first];
         while batch.len() < config.max_batch {
             match jobs.try_recv() {
                 Ok(job) => batch.push(job),
@@ -151,23 +162,24 @@ pub async fn run(
         {
             batch.insert(0, tick_job());
         }
-        match writer.process(batch, now).await {
-            Ok(out) => {
-                let _ = out_tx.send(out);
-            }
-            Err((failed, out)) => {
-                tracing::error!(error = %failed.0, "the log refused a batch; reloading the world from the log");
-                let _ = out_tx.send(out);
-                let reloaded = load(Arc::clone(&log), config.dedupe_window).await?;
-                writer = Writer::new(
-                    reloaded.world,
-                    Arc::clone(&log),
-                    reloaded.dedupe,
-                    Arc::clone(&metrics),
-                );
+        let decided = writer.decide_batch(batch, now);
+        if let Some((previous, mut append)) = in_flight.take() {
+            let stored = append.wait().await;
+            if let Err(failed) = settle(&mut writer, previous, stored, &out_tx) {
+                // This batch was decided on a world that included the failed one.
+                let _ = out_tx.send(writer.refuse(decided, &failed.0));
+                writer = reload(&log, &config, &metrics, failed).await?;
+                continue;
             }
         }
+        let append = writer.start_append(&decided);
+        in_flight = Some((decided, append));
     };
+    if let Some((decided, mut append)) = in_flight.take() {
+        let stored = append.wait().await;
+        // Failed or not, its answers go out; nothing is decided after it.
+        let _ = settle(&mut writer, decided, stored, &out_tx);
+    }
 
     // Stop taking requests, answer what is still queued as retryable, flush what is durable.
     // The log reader finishes the read in hand and stops: once this returns, nothing the
@@ -196,6 +208,44 @@ pub async fn run(
         tracing::warn!(error = %e, "could not flush the last messages");
     }
     result
+}
+
+/// The end of the append in flight; never, when there is none.
+async fn wait_for(in_flight: &mut Option<(Decided, Append)>) -> Stored {
+    match in_flight {
+        Some((_, append)) => append.wait().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends what a stored batch answers and publishes; on a failed append, the refusals, and the
+/// failure, after which the world must be reloaded before anything else is decided.
+fn settle(
+    writer: &mut Writer,
+    decided: Decided,
+    stored: Stored,
+    out_tx: &mpsc::UnboundedSender<Outgoing>,
+) -> Result<(), writer::AppendFailed> {
+    let (out, failed) = writer.finish(decided, stored);
+    let _ = out_tx.send(out);
+    failed.map_or(Ok(()), Err)
+}
+
+/// A writer on the world as the log has it, after `failed`.
+async fn reload(
+    log: &Arc<dyn EventLog>,
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    failed: writer::AppendFailed,
+) -> Result<Writer, ServiceError> {
+    tracing::error!(error = %failed.0, "the log refused a batch; reloading the world from the log");
+    let reloaded = load(Arc::clone(log), config.dedupe_window).await?;
+    Ok(Writer::new(
+        reloaded.world,
+        Arc::clone(log),
+        reloaded.dedupe,
+        Arc::clone(metrics),
+    ))
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

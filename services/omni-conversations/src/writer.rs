@@ -5,6 +5,11 @@
 //! stored is decided together (each against the world as the ones before it left it) and
 //! stored with one `append_many`, so one fsync serves the whole batch. Nothing is answered or
 //! published before its events are durable.
+//!
+//! The phases are separate ([`Writer::decide_batch`], [`Writer::start_append`],
+//! [`Writer::finish`]) so that the service can decide the next batch, on the world the
+//! current one leaves, while the current one's append is in flight; a batch's append starts
+//! only once the one before it is durable, so positions keep the order of decisions.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -104,37 +109,68 @@ impl Writer {
         }
     }
 
-    /// Decides, stores and prepares the answers of one batch.
-    pub async fn process(
-        &mut self,
-        jobs: Vec<Job>,
-        now: Timestamp,
-    ) -> Result<Outgoing, (AppendFailed, Outgoing)> {
-        let mut out = Outgoing::default();
-        let mut pending = Vec::new();
-        let mut decisions = Vec::with_capacity(jobs.len());
+    /// Decides one batch against the world (which moves on at once) and encodes its events;
+    /// nothing is stored or answered yet, except retries of commands answered before.
+    pub fn decide_batch(&mut self, jobs: Vec<Job>, now: Timestamp) -> Decided {
+        let mut decided = Decided {
+            out: Outgoing::default(),
+            pending: Vec::new(),
+            decisions: Vec::with_capacity(jobs.len()),
+            closed_streams: Vec::new(),
+        };
         for job in jobs {
-            decisions.push(self.decide_one(job, now, &mut pending, &mut out));
+            let decision = self.decide_one(job, now, &mut decided);
+            decided.decisions.push(decision);
         }
-        let positions = match self.append(&pending).await {
+        decided
+    }
+
+    /// Answers every command of a batch that will not be stored (its own append failed, or
+    /// one before it did, so the world it was decided on is gone) as unavailable: retryable.
+    pub fn refuse(&mut self, decided: Decided, why: &StoreError) -> Outgoing {
+        let Decided {
+            mut out, decisions, ..
+        } = decided;
+        for decision in decisions {
+            if let Decision::Accepted { job, .. } | Decision::Rejected { job, .. } = decision {
+                let waiting = self.dedupe.forget(job.command.command_id);
+                let reply = omni_proto::rejected_reply(
+                    pb::RejectionCode::Unavailable,
+                    format!("the log could not store the command: {why}"),
+                    true,
+                );
+                answer(&mut out, job.reply.into_iter().chain(waiting), &reply);
+            }
+        }
+        out
+    }
+
+    /// Once the append of `decided` is durable (or failed): what to send — its answers,
+    /// events and notifications, or its refusals — and whether the append failed.
+    pub fn finish(&mut self, decided: Decided, stored: Stored) -> (Outgoing, Option<AppendFailed>) {
+        if let Some(versions) = stored.versions {
+            self.versions = versions;
+        }
+        if let Some(elapsed) = stored.elapsed {
+            self.metrics.append_latency.observe(elapsed);
+        }
+        let positions = match stored.positions {
             Ok(positions) => positions,
             Err(failed) => {
-                for decision in decisions {
-                    if let Decision::Accepted { job, .. } | Decision::Rejected { job, .. } =
-                        decision
-                    {
-                        let waiting = self.dedupe.forget(job.command.command_id);
-                        let reply = omni_proto::rejected_reply(
-                            pb::RejectionCode::Unavailable,
-                            format!("the log could not store the command: {}", failed.0),
-                            true,
-                        );
-                        answer(&mut out, job.reply.into_iter().chain(waiting), &reply);
-                    }
-                }
-                return Err((failed, out));
+                let out = self.refuse(decided, &failed.0);
+                return (out, Some(failed));
             }
         };
+        for stream in &decided.closed_streams {
+            // A closed conversation's stream never grows again.
+            self.versions.remove(stream);
+        }
+        let Decided {
+            mut out,
+            pending,
+            decisions,
+            ..
+        } = decided;
         for (position, event) in positions.iter().zip(&pending) {
             let mut map = HeaderMap::new();
             map.insert(headers::POSITION, position.0.to_string().as_str());
@@ -180,16 +216,10 @@ impl Writer {
                 Decision::Answered => {}
             }
         }
-        Ok(out)
+        (out, None)
     }
 
-    fn decide_one(
-        &mut self,
-        job: Job,
-        now: Timestamp,
-        pending: &mut Vec<Pending>,
-        out: &mut Outgoing,
-    ) -> Decision {
+    fn decide_one(&mut self, job: Job, now: Timestamp, decided: &mut Decided) -> Decision {
         let command_id = job.command.command_id;
         // The clock's ticks are never retried, so they are not remembered.
         let seen = if job.command.command == Command::Tick {
@@ -200,7 +230,7 @@ impl Writer {
         match seen {
             Seen::New => {}
             Seen::Answered(bytes) => {
-                out.replies.extend(job.reply.map(|s| (s, bytes)));
+                decided.out.replies.extend(job.reply.map(|s| (s, bytes)));
                 self.metrics.commands_replayed.add(1);
                 return Decision::Answered;
             }
@@ -217,15 +247,21 @@ impl Writer {
                 return Decision::Rejected { job, reply };
             }
         };
-        let start = pending.len();
+        let start = decided.pending.len();
         let correlation_id = job.command.correlation_id.unwrap_or(command_id);
         for event in events {
             apply(&mut self.world, &event);
-            pending.push(self.encode(event, job.command.actor, correlation_id, command_id));
+            if let EventKind::ConversationClosed { .. } = event.kind {
+                decided
+                    .closed_streams
+                    .push(omni_proto::stream_id_for(&event.kind));
+            }
+            let encoded = self.encode(event, job.command.actor, correlation_id, command_id);
+            decided.pending.push(encoded);
         }
         Decision::Accepted {
             job,
-            range: start..pending.len(),
+            range: start..decided.pending.len(),
         }
     }
 
@@ -251,10 +287,6 @@ impl Writer {
             .into_iter()
             .map(|(agent, name)| subjects::desktop(agent, name))
             .collect();
-        if let EventKind::ConversationClosed { .. } = event.kind {
-            // A closed conversation's stream never grows again.
-            self.versions.remove(&stream);
-        }
         let envelope = Envelope {
             event_id: Uuid::now_v7(),
             stream_id: stream,
@@ -286,11 +318,13 @@ impl Writer {
         }
     }
 
-    /// Appends the batch's events, one request per run of one stream, each checked against
-    /// the stream's version. Returns each event's (position, stream version).
-    async fn append(&mut self, pending: &[Pending]) -> Result<Vec<(u64, u64)>, AppendFailed> {
+    /// Starts appending the batch's events on a blocking thread, one request per run of one
+    /// stream, each checked against the stream's version; [`Writer::finish`] takes the result.
+    /// The stream versions travel with the append, so the next one starts after it is done.
+    pub fn start_append(&mut self, decided: &Decided) -> Append {
+        let pending = &decided.pending;
         if pending.is_empty() {
-            return Ok(Vec::new());
+            return Append(None);
         }
         let streams: Vec<&str> = pending.iter().map(|p| p.stream.as_str()).collect();
         let runs = omni_store::stream_runs(&streams);
@@ -307,22 +341,70 @@ impl Writer {
             })
             .collect();
         let started = Instant::now();
-        let (versions, result) = tokio::task::spawn_blocking(move || {
+        let task = tokio::task::spawn_blocking(move || {
             let result = append_runs(&*log, &mut versions, batch);
             (versions, result)
-        })
-        .await
-        .map_err(|e| {
-            AppendFailed(StoreError::Backend {
-                op: "append",
-                reason: e.to_string(),
-            })
-        })?;
-        self.versions = versions;
-        self.metrics.append_latency.observe(started.elapsed());
-        result
+        });
+        Append(Some((task, started)))
     }
 }
+
+/// A decided batch: what it answers and stores once durable.
+pub struct Decided {
+    out: Outgoing,
+    pending: Vec<Pending>,
+    decisions: Vec<Decision>,
+    /// Streams of conversations this batch closed, forgotten once it is durable.
+    closed_streams: Vec<String>,
+}
+
+/// An append in flight (none for a batch without events).
+#[derive(Debug)]
+pub struct Append(Option<(AppendTask, Instant)>);
+
+impl Append {
+    /// Waits until the append is done. Cancel-safe: a wait dropped before the end leaves the
+    /// append running, and a later wait takes its result. Not to be called again after it
+    /// returned.
+    pub async fn wait(&mut self) -> Stored {
+        let Some((task, started)) = self.0.as_mut() else {
+            return Stored {
+                versions: None,
+                positions: Ok(Vec::new()),
+                elapsed: None,
+            };
+        };
+        let joined = task.await;
+        let elapsed = Some(started.elapsed());
+        match joined {
+            Ok((versions, positions)) => Stored {
+                versions: Some(versions),
+                positions,
+                elapsed,
+            },
+            Err(e) => Stored {
+                versions: None,
+                positions: Err(AppendFailed(StoreError::Backend {
+                    op: "append",
+                    reason: e.to_string(),
+                })),
+                elapsed,
+            },
+        }
+    }
+}
+
+/// How an append ended: the stream versions it carried (lost if its thread panicked), each
+/// event's (position, stream version) or the failure, and how long it took.
+#[derive(Debug)]
+pub struct Stored {
+    versions: Option<HashMap<String, u64>>,
+    positions: Result<Vec<(u64, u64)>, AppendFailed>,
+    elapsed: Option<std::time::Duration>,
+}
+
+type AppendTask =
+    tokio::task::JoinHandle<(HashMap<String, u64>, Result<Vec<(u64, u64)>, AppendFailed>)>;
 
 /// The blocking part of an append: look up versions not known yet, append, and record the
 /// new versions.

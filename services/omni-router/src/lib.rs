@@ -2,13 +2,17 @@
 //!
 //! It follows the committed events into its own copy of the world and, when work or room
 //! appears, asks the conversation service to route: `Route` for a conversation that became
-//! routable (created, queued again, offer rejected, timed out or withdrawn), an
+//! routable again (queued again, offer rejected, timed out or withdrawn), an
 //! `AssignmentCycle` for each queue where room appeared (presence change, capacity released,
 //! capacity raised, an agent joined or signed in) and, every `sweep_every`, for each queue
 //! whose backlog has an agent with room. The choice of agent is the core's, made by the
 //! writer against the authoritative world — which is why two routers racing can never
 //! overbook an agent: the second request finds the offer made or the room gone and is
 //! rejected. The router's own world only keeps it from asking when nobody could answer yes.
+//!
+//! A new conversation is not the router's: the core routes it in the decision that creates
+//! it (offered at once when someone has room, otherwise left in the backlog, which the
+//! cycles above serve when room appears).
 //!
 //! Triggers are coalesced: everything that arrived since the last flush is routed once.
 
@@ -23,6 +27,7 @@ use omni_core::{
 };
 use omni_proto::{CommandEnvelope, Outcome};
 use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
 use uuid::Uuid;
 
 /// The service's name in logs and connections.
@@ -68,8 +73,7 @@ impl Dirty {
     fn note(&mut self, kind: &EventKind, world: &World) {
         use EventKind as E;
         match kind {
-            E::ConversationCreated { conversation, .. }
-            | E::ConversationQueued { conversation, .. } => {
+            E::ConversationQueued { conversation, .. } => {
                 self.conversations.insert(*conversation);
             }
             E::OfferRejected { session, agent, .. }
@@ -113,13 +117,15 @@ pub async fn run(
     let mut world = World::default();
     let mut dirty = Dirty::default();
     let in_flight = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
+    // The routing requests under way: owned here, so none outlives the router.
+    let mut requests = JoinSet::new();
     let mut sweep = tokio::time::interval(config.sweep_every);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = shutdown.changed() => return Ok(()),
+            _ = shutdown.changed() => break,
             followed = events.recv() => {
-                let Some(followed) = followed else { return Ok(()) };
+                let Some(followed) = followed else { break };
                 fold(&mut world, &mut dirty, followed);
                 // Coalesce: fold everything already here before routing once.
                 while let Ok(followed) = events.try_recv() {
@@ -130,17 +136,21 @@ pub async fn run(
                 dirty.queues.extend(world.queues.keys().copied());
             }
         }
+        while requests.try_join_next().is_some() {}
         if !dirty.is_empty() {
-            flush(
-                &bus,
-                &world,
-                std::mem::take(&mut dirty),
-                &in_flight,
-                &metrics,
-            )
-            .await;
+            let mut sender = Sender {
+                bus: &bus,
+                in_flight: &in_flight,
+                metrics: &metrics,
+                requests: &mut requests,
+            };
+            flush(&mut sender, &world, std::mem::take(&mut dirty)).await;
         }
     }
+    // A request still waiting for its answer is dropped: the commands are idempotent and
+    // the next router's sweep asks again for whatever is still to route.
+    requests.shutdown().await;
+    Ok(())
 }
 
 fn fold(world: &mut World, dirty: &mut Dirty, followed: omni_bus::Followed) {
@@ -162,16 +172,10 @@ fn fold(world: &mut World, dirty: &mut Dirty, followed: omni_bus::Followed) {
 
 /// Sends the routing requests `dirty` calls for, skipping those the router's world says
 /// nobody could accept.
-async fn flush(
-    bus: &Bus,
-    world: &World,
-    dirty: Dirty,
-    in_flight: &Arc<Semaphore>,
-    metrics: &Arc<Metrics>,
-) {
+async fn flush(sender: &mut Sender<'_>, world: &World, dirty: Dirty) {
     for conversation in dirty.conversations {
         if routable(world, conversation) && choose_agent(world, conversation).is_some() {
-            send(bus, Command::Route { conversation }, in_flight, metrics).await;
+            sender.send(Command::Route { conversation }).await;
         }
     }
     for queue in dirty.queues {
@@ -189,13 +193,9 @@ async fn flush(
             .take(32)
             .any(|(_, c)| choose_agent(world, *c).is_some());
         if push && someone_could_take {
-            send(
-                bus,
-                Command::AssignmentCycle { queue: Some(queue) },
-                in_flight,
-                metrics,
-            )
-            .await;
+            sender
+                .send(Command::AssignmentCycle { queue: Some(queue) })
+                .await;
         }
     }
 }
@@ -212,27 +212,40 @@ fn routable(world: &World, conversation: ConversationId) -> bool {
     })
 }
 
-async fn send(bus: &Bus, command: Command, in_flight: &Arc<Semaphore>, metrics: &Arc<Metrics>) {
-    let Ok(permit) = Arc::clone(in_flight).acquire_owned().await else {
-        return;
-    };
-    metrics.route_requests.add(1);
-    let bus = bus.clone();
-    tokio::spawn(async move {
-        let envelope = CommandEnvelope {
-            command_id: Uuid::now_v7(),
-            actor: Actor::System,
-            correlation_id: None,
-            command,
+/// Sends routing requests, each in a task of the router's own, at most `in_flight` at once.
+struct Sender<'a> {
+    bus: &'a Bus,
+    in_flight: &'a Arc<Semaphore>,
+    metrics: &'a Arc<Metrics>,
+    requests: &'a mut JoinSet<()>,
+}
+
+impl Sender<'_> {
+    async fn send(&mut self, command: Command) {
+        let Ok(permit) = Arc::clone(self.in_flight).acquire_owned().await else {
+            return;
         };
-        match bus.command(&envelope).await {
-            Ok(Outcome::Accepted { .. }) => {}
-            // Someone else routed it, or the room went: both are normal in a race.
-            Ok(Outcome::Rejected { code, reason, .. }) => {
-                tracing::debug!(?code, %reason, "routing request declined");
-            }
-            Err(e) => tracing::warn!(error = %e, "routing request got no answer"),
+        self.metrics.route_requests.add(1);
+        let bus = self.bus.clone();
+        self.requests.spawn(request(bus, command, permit));
+    }
+}
+
+/// One routing request, holding its `in_flight` permit until answered.
+async fn request(bus: Bus, command: Command, permit: tokio::sync::OwnedSemaphorePermit) {
+    let envelope = CommandEnvelope {
+        command_id: Uuid::now_v7(),
+        actor: Actor::System,
+        correlation_id: None,
+        command,
+    };
+    match bus.command(&envelope).await {
+        Ok(Outcome::Accepted { .. }) => {}
+        // Someone else routed it, or the room went: both are normal in a race.
+        Ok(Outcome::Rejected { code, reason, .. }) => {
+            tracing::debug!(?code, %reason, "routing request declined");
         }
-        drop(permit);
-    });
+        Err(e) => tracing::warn!(error = %e, "routing request got no answer"),
+    }
+    drop(permit);
 }

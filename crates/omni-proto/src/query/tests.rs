@@ -307,8 +307,8 @@ fn run(world: &mut World, command: Command, at: Timestamp) {
     }
 }
 
-/// A chat queue with two agents; one conversation accepted by AGENT, consulting CONSULTANT,
-/// with a contact linked; another waiting in the queue.
+/// A chat queue with two agents; one conversation routed on arrival and accepted by AGENT,
+/// consulting CONSULTANT, with a contact linked; another waiting in the queue.
 fn busy_world() -> World {
     let mut world = World::default();
     let mut at = T0;
@@ -363,12 +363,7 @@ fn busy_world() -> World {
             customer: "Carla".into(),
         },
     );
-    step(
-        &mut world,
-        Command::Route {
-            conversation: CONVERSATION,
-        },
-    );
+    // Routed on arrival: AGENT is the only one signed in.
     step(
         &mut world,
         Command::Accept {
@@ -399,12 +394,13 @@ fn busy_world() -> World {
             },
         },
     );
+    // It asks for a skill nobody has, so routing on arrival leaves it in the queue.
     step(
         &mut world,
         Command::StartConversation {
             conversation: WAITING,
             queue: QUEUE,
-            skills: Vec::new(),
+            skills: vec!["french".into()],
             customer: "Dan".into(),
         },
     );
