@@ -355,6 +355,14 @@ fn state_and_stream_show_a_new_conversation() {
         )))
         .await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        let error: Value = serde_json::from_str(&body).expect("a JSON error");
+        assert_eq!(error["code"], "NOT_READY", "{body}");
+
+        // Bad input: a position that is not a number is named, as JSON, never a 500.
+        let (status, _, body) = get(&served.url("/dashboard/state?min_position=soon")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let error: Value = serde_json::from_str(&body).expect("a JSON error");
+        assert_eq!(error["field"], "min_position", "{body}");
 
         served.stop().await;
     });

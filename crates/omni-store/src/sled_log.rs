@@ -513,6 +513,29 @@ impl Job {
     }
 }
 
+/// How long [`SledLog::open`] waits for the file lock of a log this process just closed.
+const RELOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens sled, waiting briefly while the lock is held: sled releases its file lock from a
+/// background thread after the last handle is dropped, so a log closed by this process and
+/// opened again at once can find it still held. A lock held longer (another process) is
+/// reported.
+fn open_db(dir: &Path) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + RELOCK_WAIT;
+    loop {
+        match sled::Config::new().path(dir).open() {
+            // sled words the lock failure, with no kind of its own (`ErrorKind::Other`).
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            opened => return opened,
+        }
+    }
+}
+
 impl SledLog {
     /// Opens (creating if needed) the log stored in `dir`, cutting any torn
     /// tail, and starts its writer thread.
@@ -521,10 +544,7 @@ impl SledLog {
             dir: dir.to_path_buf(),
             reason,
         };
-        let db = sled::Config::new()
-            .path(dir)
-            .open()
-            .map_err(|e| open_err(e.to_string()))?;
+        let db = open_db(dir).map_err(|e| open_err(e.to_string()))?;
         let data_path = dir.join("db");
         let data_file = File::open(&data_path)
             .map_err(|e| open_err(format!("cannot open {}: {e}", data_path.display())))?;

@@ -544,6 +544,29 @@ fn locate_in(chunk: &[u8], first: u64, position: u64) -> (u64, u64, std::ops::Ra
     panic!("position {position} not in chunk {first}");
 }
 
+/// sled lets go of its file lock from a background thread after close: opening again at
+/// once, as an engine restarted in the same process does, waits for it instead of failing.
+#[test]
+fn a_log_closed_by_this_process_opens_again_at_once() {
+    let dir = TempDir::new("relock");
+    for round in 0..20u128 {
+        let log = open(&dir);
+        log.append("s", ExpectedVersion::Any, evs(round..round + 1))
+            .unwrap();
+        log.close().unwrap();
+    }
+    assert_eq!(open(&dir).head().unwrap(), 20);
+}
+
+/// Another holder of the lock (here a handle still open) is reported, not waited for forever.
+#[test]
+fn a_log_held_open_elsewhere_is_reported() {
+    let dir = TempDir::new("held");
+    let _held = open(&dir);
+    let error = SledLog::open(dir.path()).expect_err("the lock is held");
+    assert!(error.to_string().contains("lock"), "{error}");
+}
+
 #[test]
 fn reopen_keeps_everything() {
     let dir = TempDir::new("reopen");

@@ -236,11 +236,11 @@ async fn state(State(shared): State<Arc<Shared>>, Query(query): Query<StateQuery
     if let Some(min) = query.min_position
         && let Err(reached) = omni_bus::folded_to(&shared.folded, min, MAX_WAIT).await
     {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
+        return omni_gateway::ApiError::unavailable(
+            "NOT_READY",
             format!("the dashboard has folded up to position {reached}, not yet {min}; ask again"),
         )
-            .into_response();
+        .into_response();
     }
     let snapshot = shared.snapshot();
     (

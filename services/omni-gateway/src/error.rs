@@ -62,7 +62,8 @@ impl ApiError {
         }
     }
 
-    fn unavailable(code: &str, message: impl Into<String>) -> ApiError {
+    /// 503 with `Retry-After`: the engine, or a read model, is not there yet.
+    pub fn unavailable(code: &str, message: impl Into<String>) -> ApiError {
         ApiError {
             retry_after: Some(RETRY_AFTER_UNAVAILABLE_SECS),
             ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message)

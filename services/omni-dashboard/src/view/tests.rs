@@ -26,6 +26,12 @@ struct Center {
 impl Center {
     /// A live-chat queue with Ann and Bob (2 units each), both signed in; flushed.
     fn new() -> Center {
+        Center::staffed(true)
+    }
+
+    /// The same center, its agents signed in or not: with nobody signed in, new conversations
+    /// wait in the queue instead of being offered on arrival.
+    fn staffed(signed_in: bool) -> Center {
         let mut center = Center {
             world: World::default(),
             view: View::default(),
@@ -52,7 +58,9 @@ impl Center {
                 default_presence: PresenceId::AVAILABLE,
             }));
             center.run(Command::AddAgentToQueue { queue: CHAT, agent });
-            center.run(Command::SignIn { agent });
+            if signed_in {
+                center.run(Command::SignIn { agent });
+            }
         }
         center.view.flush();
         center
@@ -97,7 +105,7 @@ fn session(conversation: ConversationId, number: u32) -> SessionRef {
 
 #[test]
 fn a_new_conversation_is_one_open_row_waiting_in_its_queue() {
-    let mut center = Center::new();
+    let mut center = Center::staffed(false);
     center.start(C1);
     let created = center.now.0;
     center.now = center.now.plus_secs(30);
@@ -141,7 +149,7 @@ fn a_new_conversation_is_one_open_row_waiting_in_its_queue() {
             queue.members_signed_in,
             queue.members_available
         ),
-        (2, 2, 2)
+        (2, 0, 0)
     );
     assert_eq!(delta.now, center.now.0);
     assert_eq!(delta.position, center.position);
@@ -153,8 +161,10 @@ fn a_new_conversation_is_one_open_row_waiting_in_its_queue() {
 fn an_accepted_offer_changes_the_conversation_and_the_agent_rows_only() {
     let mut center = Center::new();
     center.start(C1);
-    center.run(Command::Route { conversation: C1 });
-    let offered = center.view.flush().expect("an offer changes rows");
+    let offered = center
+        .view
+        .flush()
+        .expect("an offer on arrival changes rows");
     let row = &offered.conversations[0];
     let offered_to = row.agent.expect("the offer names its agent");
     assert!(row.offered);
