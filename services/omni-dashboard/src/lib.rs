@@ -25,8 +25,8 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use axum::extract::{Query, State};
-use axum::http::{Method, StatusCode, header};
+use axum::extract::{RawQuery, State};
+use axum::http::{Method, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use futures_util::Stream;
@@ -227,13 +227,30 @@ async fn page() -> Response {
     ([(header::CACHE_CONTROL, "no-store")], Html(PAGE)).into_response()
 }
 
-#[derive(Debug, serde::Deserialize)]
-struct StateQuery {
-    min_position: Option<u64>,
+/// `min_position` from the query string (which also carries `access_token`), named when it is
+/// not a position.
+fn min_position(query: Option<&str>) -> Result<Option<u64>, omni_gateway::ApiError> {
+    let Some(value) = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| pair.strip_prefix("min_position="))
+    else {
+        return Ok(None);
+    };
+    value.parse().map(Some).map_err(|_| {
+        omni_gateway::ApiError::field(
+            "min_position",
+            format!("'{value}' is not a log position (a whole number)"),
+        )
+    })
 }
 
-async fn state(State(shared): State<Arc<Shared>>, Query(query): Query<StateQuery>) -> Response {
-    if let Some(min) = query.min_position
+async fn state(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
+    let min = match min_position(query.as_deref()) {
+        Ok(min) => min,
+        Err(error) => return error.into_response(),
+    };
+    if let Some(min) = min
         && let Err(reached) = omni_bus::folded_to(&shared.folded, min, MAX_WAIT).await
     {
         return omni_gateway::ApiError::unavailable(
