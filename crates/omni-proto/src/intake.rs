@@ -27,6 +27,19 @@ pub struct CommandEnvelope {
     pub command: Command,
 }
 
+impl CommandEnvelope {
+    /// A new command the engine's own machinery sends (timers, routing, setup): a fresh UUIDv7
+    /// id, the system as actor, and no flow before it.
+    pub fn from_system(command: Command) -> CommandEnvelope {
+        CommandEnvelope {
+            command_id: Uuid::now_v7(),
+            actor: Actor::System,
+            correlation_id: None,
+            command,
+        }
+    }
+}
+
 /// Why bytes sent as a command could not be read. Displayed as one sentence naming the field.
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
 pub enum RequestError {

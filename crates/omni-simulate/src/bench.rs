@@ -94,13 +94,7 @@ pub async fn provision(bus: &Bus, agents: usize) -> Result<Vec<AgentId>, Simulat
 }
 
 async fn send(bus: &Bus, command: Command) -> Result<Outcome, omni_bus::BusError> {
-    bus.command(&CommandEnvelope {
-        command_id: Uuid::now_v7(),
-        actor: Actor::System,
-        correlation_id: None,
-        command,
-    })
-    .await
+    bus.command(&CommandEnvelope::from_system(command)).await
 }
 
 /// One fixed-rate run.

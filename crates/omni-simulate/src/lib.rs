@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, TryStreamExt};
 use omni_bus::{Bus, BusError};
-use omni_core::{Actor, AgentId, Command, ConversationId, World};
+use omni_core::{AgentId, Command, ConversationId, World};
 use omni_proto::{CommandEnvelope, Outcome};
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
@@ -335,12 +335,7 @@ pub async fn run(
 /// Sends a setup command as the system; `false` if it was refused.
 async fn setup(bus: &Bus, command: Command) -> Result<bool, SimulateError> {
     let name = omni_proto::command_name(&command);
-    let envelope = CommandEnvelope {
-        command_id: Uuid::now_v7(),
-        actor: Actor::System,
-        correlation_id: None,
-        command,
-    };
+    let envelope = CommandEnvelope::from_system(command);
     match bus.command(&envelope).await {
         Ok(Outcome::Accepted { .. }) => Ok(true),
         Ok(Outcome::Rejected { reason, .. }) => {

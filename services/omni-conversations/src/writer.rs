@@ -455,12 +455,7 @@ fn kind_of(subject: &str) -> &str {
 /// The engine's own command: the clock's tick.
 pub fn tick_job() -> Job {
     Job {
-        command: CommandEnvelope {
-            command_id: Uuid::now_v7(),
-            actor: Actor::System,
-            correlation_id: None,
-            command: Command::Tick,
-        },
+        command: CommandEnvelope::from_system(Command::Tick),
         reply: None,
         received: Instant::now(),
     }

@@ -22,13 +22,12 @@ use std::time::Duration;
 
 use omni_bus::{Bus, Metrics};
 use omni_core::{
-    Actor, Command, ConversationId, ConversationStatus, EventKind, QueueId, RoutingMode, World,
-    apply, choose_agent,
+    Command, ConversationId, ConversationStatus, EventKind, QueueId, RoutingMode, World, apply,
+    choose_agent,
 };
 use omni_proto::{CommandEnvelope, Outcome};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
-use uuid::Uuid;
 
 /// The service's name in logs and connections.
 pub const SERVICE: &str = "router";
@@ -233,12 +232,7 @@ impl Sender<'_> {
 
 /// One routing request, holding its `in_flight` permit until answered.
 async fn request(bus: Bus, command: Command, permit: tokio::sync::OwnedSemaphorePermit) {
-    let envelope = CommandEnvelope {
-        command_id: Uuid::now_v7(),
-        actor: Actor::System,
-        correlation_id: None,
-        command,
-    };
+    let envelope = CommandEnvelope::from_system(command);
     match bus.command(&envelope).await {
         Ok(Outcome::Accepted { .. }) => {}
         // Someone else routed it, or the room went: both are normal in a race.
