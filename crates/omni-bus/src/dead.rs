@@ -6,7 +6,43 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 
-use crate::{headers, subjects};
+use omni_proto::pb;
+
+use crate::{Metrics, headers, subjects};
+
+/// Dead-letters a request `service` could not use, and counts it.
+pub async fn dead_letter_request(
+    client: &async_nats::Client,
+    service: &str,
+    metrics: &Metrics,
+    message: &async_nats::Message,
+    reason: &str,
+) {
+    metrics.dead_letters.add(1);
+    dead_letter(
+        client,
+        service,
+        &message.subject,
+        message.payload.clone(),
+        reason,
+    )
+    .await;
+}
+
+/// What a query server answers to a request it cannot read: MALFORMED as of `position`, the
+/// reason naming the field; the request is dead-lettered.
+pub async fn refuse_malformed_query(
+    client: &async_nats::Client,
+    service: &str,
+    metrics: &Metrics,
+    message: &async_nats::Message,
+    position: u64,
+    reason: String,
+) -> pb::QueryReply {
+    tracing::debug!(service, subject = %message.subject, %reason, "malformed query");
+    dead_letter_request(client, service, metrics, message, &reason).await;
+    omni_proto::query_error(position, pb::QueryErrorCode::Malformed, reason)
+}
 
 /// Publishes `payload`, received on `subject`, as a dead letter of `service`.
 pub async fn dead_letter(

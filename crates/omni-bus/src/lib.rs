@@ -14,7 +14,7 @@ pub mod notify;
 pub mod subjects;
 
 pub use client::{Bus, BusError};
-pub use dead::{dead_letter, keep_dead_letters};
+pub use dead::{dead_letter, dead_letter_request, keep_dead_letters, refuse_malformed_query};
 pub use follow::{Followed, folded_to, follow};
 pub use metrics::Metrics;
 

@@ -111,25 +111,20 @@ async fn malformed(
     message: &async_nats::Message,
     reason: String,
 ) -> pb::QueryReply {
-    tracing::debug!(subject = %message.subject, %reason, "malformed query");
-    dead_letter(shared, message, &reason).await;
-    query_error(
-        *shared.folded.borrow(),
-        pb::QueryErrorCode::Malformed,
+    let position = *shared.folded.borrow();
+    omni_bus::refuse_malformed_query(
+        &shared.client,
+        SERVICE,
+        &shared.metrics,
+        message,
+        position,
         reason,
     )
+    .await
 }
 
 async fn dead_letter(shared: &Shared, message: &async_nats::Message, reason: &str) {
-    shared.metrics.dead_letters.add(1);
-    omni_bus::dead_letter(
-        &shared.client,
-        SERVICE,
-        &message.subject,
-        message.payload.clone(),
-        reason,
-    )
-    .await;
+    omni_bus::dead_letter_request(&shared.client, SERVICE, &shared.metrics, message, reason).await;
 }
 
 fn not_found(position: u64, what: String) -> pb::QueryReply {
