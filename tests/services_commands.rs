@@ -37,6 +37,30 @@ struct Script {
 }
 
 impl Script {
+    /// Customer `n` arrives in `queue` and is offered on arrival: the conversation's events,
+    /// followed from before the start, and the agent and session of the offer.
+    async fn arrive(&mut self, n: u128, queue: QueueId) -> (Events, AgentId, SessionRef) {
+        let mut events = self.follow(conversation(n)).await;
+        self.expect(Actor::Customer, start(n, queue), ARRIVAL).await;
+        let (offered, session) = next_offer(&mut events).await;
+        (events, offered, session)
+    }
+
+    /// As [`Script::arrive`], and the offered agent accepts: the primary agent.
+    async fn arrive_and_accept(&mut self, n: u128, queue: QueueId) -> AgentId {
+        let (_, primary, session) = self.arrive(n, queue).await;
+        self.expect(
+            agent(primary),
+            Command::Accept {
+                agent: primary,
+                session,
+            },
+            &["SessionAccepted", "PresenceUpdate"],
+        )
+        .await;
+        primary
+    }
+
     /// Sends `command` as `actor`; it must be accepted with exactly `kinds`.
     async fn expect(&mut self, actor: Actor, command: Command, kinds: &[&str]) {
         self.sent.insert(omni_proto::command_name(&command));
@@ -222,12 +246,10 @@ async fn desktop_basics(s: &mut Script) {
 /// wrap-up.
 async fn chat(s: &mut Script) {
     let c1 = conversation(1);
-    let mut events = s.follow(c1).await;
-    s.expect(Actor::Customer, start(1, CHAT), ARRIVAL).await;
     // Ann is the only one signed in: routing offers her the chat on arrival, and the router
     // again after she rejects it (a decliner comes last, but is not skipped when nobody else
     // can help).
-    let (offered, session) = next_offer(&mut events).await;
+    let (mut events, offered, session) = s.arrive(1, CHAT).await;
     assert_eq!(offered, ANN);
     s.expect(
         agent(ANN),
@@ -423,18 +445,7 @@ async fn chat(s: &mut Script) {
 /// force-closes the wrap-up.
 async fn voice(s: &mut Script) {
     let c2 = conversation(2);
-    let mut events = s.follow(c2).await;
-    s.expect(Actor::Customer, start(2, VOICE), ARRIVAL).await;
-    let (primary, session) = next_offer(&mut events).await;
-    s.expect(
-        agent(primary),
-        Command::Accept {
-            agent: primary,
-            session,
-        },
-        &["SessionAccepted", "PresenceUpdate"],
-    )
-    .await;
+    let primary = s.arrive_and_accept(2, VOICE).await;
     for hold in [true, false] {
         let (command, kind) = if hold {
             (
@@ -512,18 +523,7 @@ async fn voice(s: &mut Script) {
 /// takes it back, links a case, and resolving the case in the CRM closes the conversation.
 async fn sms(s: &mut Script) {
     let c3 = conversation(3);
-    let mut events = s.follow(c3).await;
-    s.expect(Actor::Customer, start(3, SMS), ARRIVAL).await;
-    let (primary, session) = next_offer(&mut events).await;
-    s.expect(
-        agent(primary),
-        Command::Accept {
-            agent: primary,
-            session,
-        },
-        &["SessionAccepted", "PresenceUpdate"],
-    )
-    .await;
+    let primary = s.arrive_and_accept(3, SMS).await;
     s.expect(
         agent(primary),
         Command::CloseSession {
@@ -597,9 +597,7 @@ async fn routing(s: &mut Script) {
     // rejection, sent together with it, so before the router's own request.
     let (c5, c6) = (conversation(5), conversation(6));
     let route: &[&str] = &["IncomingSessionRequest"];
-    let mut c5_events = s.follow(c5).await;
-    s.expect(Actor::Customer, start(5, CHAT), ARRIVAL).await;
-    let (offered, session) = next_offer(&mut c5_events).await;
+    let (_, offered, session) = s.arrive(5, CHAT).await;
     s.pipelined(&[
         (
             agent(offered),
@@ -612,9 +610,7 @@ async fn routing(s: &mut Script) {
         (Actor::System, Command::Route { conversation: c5 }, route),
     ])
     .await;
-    let mut c6_events = s.follow(c6).await;
-    s.expect(Actor::Customer, start(6, CHAT), ARRIVAL).await;
-    let (offered, session) = next_offer(&mut c6_events).await;
+    let (mut c6_events, offered, session) = s.arrive(6, CHAT).await;
     s.pipelined(&[
         (
             agent(offered),
