@@ -449,6 +449,28 @@ pub struct Session {
     pub timer_started_at: Timestamp,
 }
 
+impl Session {
+    /// A session opened at `at`: not yet accepted, ended, timed, holding nothing, no tab.
+    fn opened(number: SessionNo, agent: AgentId, role: SessionRole, at: Timestamp) -> Session {
+        Session {
+            number,
+            agent,
+            role,
+            status: SessionStatus::Open,
+            closure: None,
+            created_at: at,
+            accepted_at: None,
+            ended_at: None,
+            expires_at: None,
+            origin: None,
+            units: 0,
+            unread: 0,
+            tab: false,
+            timer_started_at: at,
+        }
+    }
+}
+
 /// Capacity a conversation holds on its primary agent.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -1246,20 +1268,10 @@ fn fold_conversation(c: &mut Conversation, at: Timestamp, kind: &EventKind) -> O
             ..
         } => {
             c.sessions.push(Session {
-                number: session.number,
-                agent: *agent,
-                role: SessionRole::Offer,
-                status: SessionStatus::Open,
-                closure: None,
-                created_at: at,
-                accepted_at: None,
-                ended_at: None,
                 expires_at: Some(*expires_at),
                 origin: Some(*origin),
                 units: *units,
-                unread: 0,
-                tab: false,
-                timer_started_at: at,
+                ..Session::opened(session.number, *agent, SessionRole::Offer, at)
             });
             c.pending_offer = Some(session.number);
             c.reason = StatusReason::AwaitingAgentAcceptance;
@@ -1343,20 +1355,9 @@ fn fold_conversation(c: &mut Conversation, at: Timestamp, kind: &EventKind) -> O
             ..
         } => {
             c.sessions.push(Session {
-                number: session.number,
-                agent: *consultant,
-                role: SessionRole::Consultant,
-                status: SessionStatus::Open,
-                closure: None,
-                created_at: at,
                 accepted_at: Some(at),
-                ended_at: None,
-                expires_at: None,
-                origin: None,
-                units: 0,
-                unread: 0,
                 tab: *tab != TabOutcome::LimitReached,
-                timer_started_at: at,
+                ..Session::opened(session.number, *consultant, SessionRole::Consultant, at)
             });
             c.consultants.insert(*consultant);
         }
@@ -1408,20 +1409,10 @@ fn fold_conversation(c: &mut Conversation, at: Timestamp, kind: &EventKind) -> O
         } => {
             let number = c.next_session_number();
             c.sessions.push(Session {
-                number,
-                agent: *agent,
-                role: SessionRole::Primary,
-                status: SessionStatus::Open,
-                closure: None,
-                created_at: at,
                 accepted_at: Some(at),
-                ended_at: None,
-                expires_at: None,
-                origin: None,
                 units: *units,
-                unread: 0,
                 tab: *tab != TabOutcome::LimitReached,
-                timer_started_at: at,
+                ..Session::opened(number, *agent, SessionRole::Primary, at)
             });
             c.primary = Some(*agent);
             c.last_primary = Some(*agent);
