@@ -143,12 +143,7 @@ fn a_retried_command_is_answered_from_the_first_attempt() {
 fn malformed_intake_is_rejected_naming_the_problem_and_dead_lettered() {
     block_on(async {
         let live = Live::standard("malformed", 1).await;
-        let client = live.bus.client().clone();
-        let mut dead = client
-            .subscribe(omni_bus::subjects::DEAD_ALL)
-            .await
-            .expect("subscribe");
-        client.flush().await.expect("flush");
+        let (client, mut dead) = watch_dead_letters(&live).await;
         let session = SessionRef {
             conversation: conversation(3),
             number: omni_core::SessionNo(1),
@@ -314,6 +309,17 @@ fn an_offer_that_times_out_is_offered_to_another_agent() {
     });
 }
 
+/// A client of `live`'s bus, and every dead letter from now on.
+async fn watch_dead_letters(live: &Live) -> (async_nats::Client, async_nats::Subscriber) {
+    let client = live.bus.client().clone();
+    let dead = client
+        .subscribe(omni_bus::subjects::DEAD_ALL)
+        .await
+        .expect("subscribe");
+    client.flush().await.expect("flush");
+    (client, dead)
+}
+
 /// The next dead letter, with its headers checked against `subject`.
 async fn dead_letter_of(dead: &mut async_nats::Subscriber, subject: &str) -> async_nats::Message {
     let letter = tokio::time::timeout(Duration::from_secs(5), dead.next())
@@ -338,12 +344,7 @@ async fn dead_letter_of(dead: &mut async_nats::Subscriber, subject: &str) -> asy
 fn a_malformed_log_read_is_answered_with_an_error_and_dead_lettered() {
     block_on(async {
         let live = Live::standard("malformed-log-read", 1).await;
-        let client = live.bus.client().clone();
-        let mut dead = client
-            .subscribe(omni_bus::subjects::DEAD_ALL)
-            .await
-            .expect("subscribe");
-        client.flush().await.expect("flush");
+        let (client, mut dead) = watch_dead_letters(&live).await;
 
         let reply = client
             .request(omni_bus::subjects::LOG_READ, "{not protobuf".into())
@@ -378,12 +379,7 @@ fn a_malformed_log_read_is_answered_with_an_error_and_dead_lettered() {
 fn a_command_on_another_commands_subject_is_malformed_naming_both() {
     block_on(async {
         let live = Live::standard("wrong-subject", 1).await;
-        let client = live.bus.client().clone();
-        let mut dead = client
-            .subscribe(omni_bus::subjects::DEAD_ALL)
-            .await
-            .expect("subscribe");
-        client.flush().await.expect("flush");
+        let (client, mut dead) = watch_dead_letters(&live).await;
         let request = omni_proto::encode_command(&omni_proto::CommandEnvelope {
             command_id: uuid::Uuid::now_v7(),
             actor: Actor::Agent(ANN),
