@@ -368,10 +368,14 @@ async fn bench_step(
     )
     .await?;
     let before = metrics.render();
-    let cpu_before = (
-        cpu_seconds("self"),
-        nats_pid().and_then(|p| cpu_seconds(&p)),
-    );
+    // CPU seconds so far of this process and of the NATS server.
+    let cpu_now = || {
+        (
+            cpu_seconds("self"),
+            nats_pid().and_then(|p| cpu_seconds(&p)),
+        )
+    };
+    let cpu_before = cpu_now();
     let measured = std::time::Instant::now();
     let result = bench::intake(
         &bus,
@@ -383,10 +387,7 @@ async fn bench_step(
     )
     .await?;
     let after = metrics.render();
-    let cpu_after = (
-        cpu_seconds("self"),
-        nats_pid().and_then(|p| cpu_seconds(&p)),
-    );
+    let cpu_after = cpu_now();
     let elapsed = measured.elapsed().as_secs_f64();
     let cores = |before: Option<f64>, after: Option<f64>| Some((after? - before?) / elapsed);
     // Let a backlog drain before the engine stops, so no request is cut off midway.
