@@ -28,25 +28,21 @@ pub struct Summary {
 impl Summary {
     pub fn of(projection: &Projection, elapsed: Duration) -> Summary {
         let world: &World = &projection.world;
+        // Counted by value and named once per status: formatting a name per conversation was
+        // a noticeable part of a million-conversation summary.
         let mut conversations_by_status = BTreeMap::new();
         let mut sessions_by_status = BTreeMap::new();
         let mut sessions = 0;
         for c in world.conversations.values() {
-            *conversations_by_status
-                .entry(format!("{:?}", c.status))
-                .or_default() += 1;
+            *conversations_by_status.entry(c.status).or_default() += 1;
             for s in &c.sessions {
                 sessions += 1;
-                *sessions_by_status
-                    .entry(format!("{:?}", s.status))
-                    .or_default() += 1;
+                *sessions_by_status.entry(s.status).or_default() += 1;
             }
         }
         let mut agents_by_presence = BTreeMap::new();
         for a in world.agents.values() {
-            *agents_by_presence
-                .entry(format!("{:?}", a.presence.base))
-                .or_default() += 1;
+            *agents_by_presence.entry(a.presence.base).or_default() += 1;
         }
         let secs = elapsed.as_secs_f64();
         Summary {
@@ -54,12 +50,12 @@ impl Summary {
             position: projection.position,
             unknown_events: projection.unknown.len() as u64,
             conversations: world.conversations.len() as u64,
-            conversations_by_status,
+            conversations_by_status: named(conversations_by_status),
             sessions,
-            sessions_by_status,
+            sessions_by_status: named(sessions_by_status),
             agents: world.agents.len() as u64,
             agents_signed_in: world.agents.values().filter(|a| a.signed_in).count() as u64,
-            agents_by_presence,
+            agents_by_presence: named(agents_by_presence),
             elapsed_ms: elapsed.as_millis() as u64,
             events_per_sec: if secs > 0.0 {
                 (projection.events as f64 / secs) as u64
@@ -68,4 +64,12 @@ impl Summary {
             },
         }
     }
+}
+
+/// Counts keyed by each value's `Debug` name, the summary's wording.
+fn named<K: std::fmt::Debug>(counts: BTreeMap<K, u64>) -> BTreeMap<String, u64> {
+    counts
+        .into_iter()
+        .map(|(key, n)| (format!("{key:?}"), n))
+        .collect()
 }
