@@ -9,6 +9,7 @@ mod gateway;
 mod ledger;
 mod live;
 mod nats;
+mod services_append_failure;
 mod services_commands;
 mod services_flow;
 mod services_queries;

@@ -25,6 +25,7 @@
 mod index;
 mod record;
 pub mod sled_log;
+mod wal;
 
 use std::fmt;
 use std::ops::ControlFlow;

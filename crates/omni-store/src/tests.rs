@@ -15,10 +15,10 @@ use crate::sled_log::{
 use crate::*;
 
 /// A unique directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -33,7 +33,7 @@ impl TempDir {
         TempDir(dir)
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -1443,4 +1443,64 @@ fn stream_runs_are_written_a_bounded_share_per_commit() {
     assert_eq!(indexed_head(&log), log.head().unwrap());
     assert_stream_runs_well_formed(&log);
     assert_streams_read_back(&log);
+}
+
+/// Copies sled's files of a closed log (not the write-ahead file).
+fn copy_sled_files(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_sled_files(&entry.path(), &target);
+        } else if entry.file_name() != crate::wal::FILE_NAME {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn acknowledged_groups_sled_lost_are_replayed_from_the_write_ahead_file() {
+    let dir = TempDir::new("wal-replay");
+    let before = TempDir::new("wal-replay-sled");
+    {
+        let log = open(&dir);
+        log.append("a", ExpectedVersion::Any, evs(1..4)).unwrap();
+    }
+    // sled as it was at head 3.
+    copy_sled_files(dir.path(), before.path());
+    let after;
+    {
+        let log = open(&dir);
+        log.append("a", ExpectedVersion::Exact(3), evs(4..6))
+            .unwrap();
+        let results = log.append_many(vec![
+            AppendRequest::new("b", ExpectedVersion::NoStream, evs(6..8)),
+            AppendRequest::new("a", ExpectedVersion::Exact(5), evs(8..9)),
+        ]);
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        after = assert_consistent(&log);
+    }
+    // What a power cut could leave: sled without the last two groups (its
+    // writes were not synced yet), the write-ahead file with them.
+    copy_sled_files(before.path(), dir.path());
+    {
+        let log = open(&dir);
+        assert_eq!(assert_consistent(&log), after);
+        assert_eq!(log.stream_version("a").unwrap(), 6);
+        assert_eq!(log.stream_version("b").unwrap(), 2);
+        // Retries of the replayed appends answer with their positions.
+        let retried = log
+            .append("b", ExpectedVersion::NoStream, evs(6..8))
+            .unwrap();
+        assert_eq!((retried.first_position, retried.last_position), (6, 7));
+        let next = log
+            .append("b", ExpectedVersion::Exact(2), evs(9..10))
+            .unwrap();
+        assert_eq!(next.first_position, 9);
+    }
+    // Replayed, then checkpointed: a second open finds the same log.
+    let log = open(&dir);
+    assert_eq!(log.head().unwrap(), 9);
+    assert_eq!(&assert_consistent(&log)[..8], &after[..]);
 }
