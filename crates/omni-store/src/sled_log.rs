@@ -125,6 +125,16 @@
 //! `index::BUCKET_MAX`), so their pages never reach that threshold. Keep
 //! payloads small (large media belongs in a blob store, referenced by the
 //! event).
+//!
+//! A second caveat, narrower than before the write-ahead file: between
+//! checkpoints sled writes without our `fdatasync` (its own flushes use
+//! `sync_file_range`), and besides new records it may rewrite older pages
+//! while it cleans its segments. A power cut on a drive that loses or
+//! reorders cached writes inside that window (at most `CHECKPOINT_EVERY`)
+//! could damage such a rewritten page; a process crash cannot. The damage
+//! would be reported on open or on read (every record is checksummed), never
+//! read as different contents. When sled was synced at every group the window
+//! was one group long.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
