@@ -990,40 +990,42 @@ pub fn check_unread_counts(step: &Step) {
 }
 
 pub fn check_replay_equivalence(world: &World, history: &[Event]) {
-    let mut replayed = World::default();
-    for event in history {
-        apply(&mut replayed, event);
-    }
     assert_eq!(
-        &replayed, world,
+        &folded(World::default(), history),
+        world,
         "folding the log differs from the live state"
     );
-    let mut bulk = World::default();
-    let mut fold = BulkFold::new(&mut bulk);
-    for event in history {
-        fold.apply(event);
-    }
-    drop(fold);
     assert_eq!(
-        &bulk, world,
+        &bulk_folded(World::default(), history),
+        world,
         "replay's bulk fold (indexes rebuilt at the end) differs from the live state"
     );
     // Replay resuming from a snapshot: a bulk fold over a world that already holds
     // conversations (the first half, folded event by event).
     let (before, after) = history.split_at(history.len() / 2);
-    let mut resumed = World::default();
-    for event in before {
-        apply(&mut resumed, event);
+    assert_eq!(
+        &bulk_folded(folded(World::default(), before), after),
+        world,
+        "a bulk fold resumed halfway differs from the live state"
+    );
+}
+
+/// `world` with `events` applied one by one, as the services do.
+fn folded(mut world: World, events: &[Event]) -> World {
+    for event in events {
+        apply(&mut world, event);
     }
-    let mut fold = BulkFold::new(&mut resumed);
-    for event in after {
+    world
+}
+
+/// `world` with `events` folded as replay does, through [`BulkFold`].
+fn bulk_folded(mut world: World, events: &[Event]) -> World {
+    let mut fold = BulkFold::new(&mut world);
+    for event in events {
         fold.apply(event);
     }
     drop(fold);
-    assert_eq!(
-        &resumed, world,
-        "a bulk fold resumed halfway differs from the live state"
-    );
+    world
 }
 
 /// The world's indexes agree with a scan of the world: the next deadline, everything a `Tick`

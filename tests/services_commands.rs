@@ -49,16 +49,21 @@ impl Script {
     /// As [`Script::arrive`], and the offered agent accepts: the primary agent.
     async fn arrive_and_accept(&mut self, n: u128, queue: QueueId) -> AgentId {
         let (_, primary, session) = self.arrive(n, queue).await;
+        self.accept(primary, session).await;
+        primary
+    }
+
+    /// `agent` accepts the offered `session` and becomes its primary agent.
+    async fn accept(&mut self, agent_id: AgentId, session: SessionRef) {
         self.expect(
-            agent(primary),
+            agent(agent_id),
             Command::Accept {
-                agent: primary,
+                agent: agent_id,
                 session,
             },
             &["SessionAccepted", "PresenceUpdate"],
         )
         .await;
-        primary
     }
 
     /// Sends `command` as `actor`; it must be accepted with exactly `kinds`.
@@ -262,15 +267,7 @@ async fn chat(s: &mut Script) {
     .await;
     let (offered, session) = next_offer(&mut events).await;
     assert_eq!((offered, session.number.0), (ANN, 2));
-    s.expect(
-        agent(ANN),
-        Command::Accept {
-            agent: ANN,
-            session,
-        },
-        &["SessionAccepted", "PresenceUpdate"],
-    )
-    .await;
+    s.accept(ANN, session).await;
     s.expect(
         Actor::Customer,
         Command::CustomerMessage { conversation: c1 },
@@ -394,15 +391,7 @@ async fn chat(s: &mut Script) {
     )
     .await;
     let (primary, session) = next_offer(&mut events).await;
-    s.expect(
-        agent(primary),
-        Command::Accept {
-            agent: primary,
-            session,
-        },
-        &["SessionAccepted", "PresenceUpdate"],
-    )
-    .await;
+    s.accept(primary, session).await;
 
     s.expect(
         Actor::Customer,
