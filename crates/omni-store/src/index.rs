@@ -237,6 +237,12 @@ pub(crate) fn max_id(tree: &Tree) -> Result<Option<Uuid>, StoreError> {
 pub(crate) struct BucketWrites {
     pub(crate) removes: Vec<IVec>,
     pub(crate) puts: Vec<([u8; 16], Vec<u8>)>,
+    /// Whether a stored entry leaves its item (a bucket split in the
+    /// middle, or re-keyed below its old key): only then do the writes have
+    /// to land together. Otherwise every put keeps all the entries its key
+    /// held or is a new key above every old id, so any prefix of them is an
+    /// index that finds every id stored before.
+    pub(crate) moves_entries: bool,
 }
 
 /// Plans adding `new` (ids not in the index yet, with their positions) to
@@ -308,11 +314,13 @@ pub(crate) fn add_ids(tree: &Tree, new: &mut [(Uuid, u64)]) -> Result<BucketWrit
             let key: [u8; 16] = piece[0][..16].try_into().expect("16 bytes");
             writes.puts.push((key, piece.concat()));
         }
+        writes.moves_entries |= !appending && pieces > 1;
         // Each piece is keyed by its first id; the old key goes unless the
         // first piece took it over.
         if let Some((k, _)) = bucket {
             if k[..] != writes.puts[first_piece].0[..] {
                 writes.removes.push(k);
+                writes.moves_entries = true;
             }
         }
     }

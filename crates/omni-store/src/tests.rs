@@ -1504,3 +1504,131 @@ fn acknowledged_groups_sled_lost_are_replayed_from_the_write_ahead_file() {
     assert_eq!(log.head().unwrap(), 9);
     assert_eq!(&assert_consistent(&log)[..8], &after[..]);
 }
+
+/// sled recovers a prefix of the inserts a group makes outside a
+/// transaction (`GroupWrites::in_order`); `open` must repair every such
+/// prefix. With the group's write-ahead entry on disk (it was acknowledged)
+/// the group comes back whole; without it the log ends at the previous head,
+/// with nothing of the group in its indexes, unless the head itself landed.
+/// The group closes chunks, starts id buckets and writes a share of a sealed
+/// generation of stream runs, so every kind of insert is in the prefixes.
+#[test]
+fn every_prefix_of_a_groups_inserts_is_repaired_on_open() {
+    let dir = TempDir::new("prefix");
+    let before = TempDir::new("prefix-before");
+    let base = PENDING_RUNS_MAX as u128 + 100;
+    let group: Vec<AppendRequest> = (base..base + 150)
+        .map(|id| {
+            AppendRequest::new(
+                format!("g{}", id % 7),
+                ExpectedVersion::Any,
+                evs(id..id + 1),
+            )
+        })
+        .collect();
+    let (ops, expected, wal_after) = {
+        let log = open(&dir);
+        append_many_streams(&log, 0, base);
+        // What a crash right now would leave: everything synced, no
+        // write-ahead entry needed.
+        log.shared.db.flush().unwrap();
+        copy_sled_files(dir.path(), before.path());
+        log.shared.written_in_order.lock().unwrap().clear();
+        let answers = log.append_many(group.clone());
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        let ops = std::mem::take(&mut *log.shared.written_in_order.lock().unwrap());
+        let wal_after = std::fs::read(dir.path().join(crate::wal::FILE_NAME)).unwrap();
+        (ops, assert_consistent(&log), wal_after)
+    };
+    let head_before = base as u64;
+    let count = |tree: &str| {
+        ops.iter()
+            .filter(|(t, _, _)| &t[..] == tree.as_bytes())
+            .count()
+    };
+    assert!(count("events") >= 3, "chunks: {}", count("events"));
+    assert!(count("streams") >= 16, "run items: {}", count("streams"));
+    assert!(count("ids") >= 2, "id buckets: {}", count("ids"));
+    assert_eq!(
+        ops.last().map(|(t, k, _)| (&t[..], &k[..])),
+        Some((&b"meta"[..], HEAD_KEY))
+    );
+
+    // Every prefix, except that only every 16th ends inside the run items
+    // (they are all alike), to keep the test short.
+    let runs = ops
+        .iter()
+        .position(|(t, _, _)| &t[..] == b"streams")
+        .unwrap()
+        ..ops
+            .iter()
+            .rposition(|(t, _, _)| &t[..] == b"streams")
+            .unwrap();
+    let prefixes = (0..=ops.len()).filter(|n| !runs.contains(n) || (n - runs.start) % 16 == 0);
+    for landed in prefixes {
+        for with_wal in [true, false] {
+            let trial = TempDir::new("prefix-trial");
+            copy_sled_files(before.path(), trial.path());
+            if with_wal {
+                std::fs::write(trial.path().join(crate::wal::FILE_NAME), &wal_after).unwrap();
+            }
+            {
+                let db = sled::open(trial.path()).unwrap();
+                for (tree, key, value) in &ops[..landed] {
+                    db.open_tree(tree)
+                        .unwrap()
+                        .insert(key, value.clone())
+                        .unwrap();
+                }
+                db.flush().unwrap();
+            }
+            let log = open(&trial);
+            let whole = with_wal || landed == ops.len();
+            let context = format!(
+                "{landed} of {} inserts, write-ahead entry: {with_wal}",
+                ops.len()
+            );
+            let head = if whole {
+                expected.len() as u64
+            } else {
+                head_before
+            };
+            assert_eq!(log.head().unwrap(), head, "{context}");
+            assert_eq!(
+                assert_consistent(&log),
+                expected[..head as usize],
+                "{context}"
+            );
+            assert_id_buckets_well_formed(&log);
+            assert_stream_runs_well_formed(&log);
+            assert_streams_read_back(&log);
+            if !whole {
+                for item in log.shared.streams.iter().chain(log.shared.ids.iter()) {
+                    let (_, v) = item.unwrap();
+                    assert!(!index::run_above(&v, head_before), "{context}");
+                }
+                for id in base..base + 150 {
+                    let id = Uuid::from_u128(id);
+                    assert_eq!(
+                        index::find_id(&log.shared.ids, &id).unwrap(),
+                        None,
+                        "{context}"
+                    );
+                }
+            }
+            // Retrying the group: the original positions when it was
+            // recovered, new ones (the same, as nothing else came) otherwise.
+            let retried = log.append_many(group.clone());
+            let positions: Vec<u64> = retried
+                .iter()
+                .map(|r| r.as_ref().unwrap().first_position)
+                .collect();
+            assert_eq!(
+                positions,
+                (head_before + 1..=head_before + 150).collect::<Vec<_>>(),
+                "{context}"
+            );
+            assert_eq!(log.head().unwrap(), head_before + 150, "{context}");
+        }
+    }
+}
