@@ -4,8 +4,8 @@
 //! nothing acknowledged before lost: retries of the refused commands are decided afresh, a
 //! retry of an acknowledged one is answered with its original events.
 //!
-//! The fault is injected by a wrapper around the real sled log that refuses one `append_many`
-//! after holding it until the test lets it go, so the test decides what is in flight; every
+//! The fault is injected by a wrapper around the real sled log that refuses one
+//! `append_many_then` (the service's appends) after holding it until the test lets it go, so the test decides what is in flight; every
 //! other call goes to the log unchanged.
 
 use std::ops::ControlFlow;
@@ -17,8 +17,8 @@ use omni_bus::{Bus, Metrics, subjects};
 use omni_core::{Actor, Command};
 use omni_proto::{CommandEnvelope, Outcome, pb};
 use omni_store::{
-    AppendRequest, AppendResult, EventLog, EventRef, ExpectedVersion, NewEvent, RecordedEvent,
-    SledLog, Snapshot, StoreError, Subscription,
+    AppendDone, AppendRequest, AppendResult, EventLog, EventRef, ExpectedVersion, NewEvent,
+    RecordedEvent, SledLog, Snapshot, StoreError, Subscription,
 };
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::nats::NatsServer;
 use crate::support::{CHAT, TempDir, conversation, standard_setup, start_in};
 
-/// One `append_many` to hold and refuse: the test hears when it starts and says when to end.
+/// One `append_many_then` to hold and refuse: the test hears when it starts and says when to end.
 struct Hold {
     started: oneshot::Sender<()>,
     release: mpsc::Receiver<()>,
@@ -39,7 +39,7 @@ struct RefusingLog {
 }
 
 impl RefusingLog {
-    /// Arms the next `append_many`; returns when it started and the switch that ends it.
+    /// Arms the next `append_many_then`; returns when it started and the switch that ends it.
     fn arm(&self) -> (oneshot::Receiver<()>, mpsc::Sender<()>) {
         let (started, on_start) = oneshot::channel();
         let (release, on_release) = mpsc::channel();
@@ -62,21 +62,31 @@ impl EventLog for RefusingLog {
     }
 
     fn append_many(&self, requests: Vec<AppendRequest>) -> Vec<Result<AppendResult, StoreError>> {
+        self.log.append_many(requests)
+    }
+
+    /// The service's appends: the armed one is held on a thread of its own (an implementation
+    /// must not block its caller) and then refused.
+    fn append_many_then(&self, requests: Vec<AppendRequest>, done: AppendDone) {
         let hold = self.armed.lock().expect("not poisoned").take();
         let Some(hold) = hold else {
-            return self.log.append_many(requests);
+            return self.log.append_many_then(requests, done);
         };
-        let _ = hold.started.send(());
-        let _ = hold.release.recv();
-        requests
-            .iter()
-            .map(|_| {
-                Err(StoreError::Backend {
-                    op: "append",
-                    reason: "injected: the disk refused the write".to_owned(),
-                })
-            })
-            .collect()
+        std::thread::spawn(move || {
+            let _ = hold.started.send(());
+            let _ = hold.release.recv();
+            done(
+                requests
+                    .iter()
+                    .map(|_| {
+                        Err(StoreError::Backend {
+                            op: "append",
+                            reason: "injected: the disk refused the write".to_owned(),
+                        })
+                    })
+                    .collect(),
+            );
+        });
     }
 
     fn read_stream(

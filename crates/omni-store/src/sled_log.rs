@@ -156,8 +156,9 @@ use crate::index::{self, stream_key};
 use crate::record;
 use crate::wal::{self, Wal};
 use crate::{
-    AppendRequest, AppendResult, EventLog, EventRef, ExpectedVersion, MAX_PAYLOAD_BYTES, NewEvent,
-    RecordedEvent, Snapshot, StoreError, Subscription, SubscriptionSource, validate_stream_name,
+    AppendDone, AppendRequest, AppendResult, EventLog, EventRef, ExpectedVersion,
+    MAX_PAYLOAD_BYTES, NewEvent, RecordedEvent, Snapshot, StoreError, Subscription,
+    SubscriptionSource, validate_stream_name,
 };
 
 pub(crate) const HEAD_KEY: &[u8] = b"head";
@@ -551,7 +552,7 @@ impl fmt::Debug for SledLog {
 /// where to send their answers (one per request, in the same order).
 struct Job {
     requests: Vec<AppendRequest>,
-    reply: mpsc::SyncSender<Vec<Result<AppendResult, StoreError>>>,
+    done: AppendDone,
 }
 
 impl Job {
@@ -567,7 +568,7 @@ const RELOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// background thread after the last handle is dropped, so a log closed by this process and
 /// opened again at once can find it still held. A lock held longer (another process) is
 /// reported.
-fn open_db(dir: &Path) -> sled::Result<sled::Db> {
+pub(crate) fn open_db(dir: &Path) -> sled::Result<sled::Db> {
     let deadline = std::time::Instant::now() + RELOCK_WAIT;
     loop {
         match sled::Config::new().path(dir).open() {
@@ -1073,8 +1074,7 @@ impl Writer {
             let mut outcomes = outcomes.into_iter();
             for job in jobs {
                 let answer = outcomes.by_ref().take(job.requests.len()).collect();
-                // The appender may have given up waiting; nothing to do then.
-                let _ = job.reply.send(answer);
+                (job.done)(answer);
             }
             self.checkpoint_if_due();
         }
@@ -1827,23 +1827,6 @@ fn validate_append(stream: &str, events: &[NewEvent]) -> Result<(), StoreError> 
     Ok(())
 }
 
-impl SledLog {
-    /// Hands valid requests to the writer and waits for its answers.
-    fn submit(
-        &self,
-        requests: Vec<AppendRequest>,
-    ) -> Result<Vec<Result<AppendResult, StoreError>>, StoreError> {
-        if requests.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (reply, answer) = mpsc::sync_channel(1);
-        let tx = self.tx.as_ref().ok_or(StoreError::Closed)?;
-        tx.send(Job { requests, reply })
-            .map_err(|_| StoreError::Closed)?;
-        answer.recv().map_err(|_| StoreError::Closed)
-    }
-}
-
 impl EventLog for SledLog {
     fn append(
         &self,
@@ -1851,38 +1834,70 @@ impl EventLog for SledLog {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        validate_append(stream, &events)?;
         let request = AppendRequest {
             stream: stream.to_owned(),
             expected,
             events,
         };
-        let mut answer = self.submit(vec![request])?;
-        answer.pop().ok_or(StoreError::Closed)?
+        self.append_many(vec![request])
+            .pop()
+            .unwrap_or(Err(StoreError::Closed))
     }
 
     fn append_many(&self, requests: Vec<AppendRequest>) -> Vec<Result<AppendResult, StoreError>> {
+        let n = requests.len();
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.append_many_then(
+            requests,
+            Box::new(move |answers| {
+                // The appender may have given up waiting; nothing to do then.
+                let _ = reply.send(answers);
+            }),
+        );
+        // No answer at all: the writer stopped with the job queued.
+        answer
+            .recv()
+            .unwrap_or_else(|_| (0..n).map(|_| Err(StoreError::Closed)).collect())
+    }
+
+    fn append_many_then(&self, requests: Vec<AppendRequest>, done: AppendDone) {
         // Invalid requests are answered here; the valid ones go to the writer
         // as one job, so they are decided in order within one group.
-        let mut answers: Vec<Option<Result<AppendResult, StoreError>>> =
-            Vec::with_capacity(requests.len());
+        let mut refused: Vec<Option<StoreError>> = Vec::with_capacity(requests.len());
         let mut valid = Vec::with_capacity(requests.len());
         for request in requests {
             match validate_append(&request.stream, &request.events) {
                 Ok(()) => {
-                    answers.push(None);
+                    refused.push(None);
                     valid.push(request);
                 }
-                Err(e) => answers.push(Some(Err(e))),
+                Err(e) => refused.push(Some(e)),
             }
         }
-        // `submit` fails only when the log is closed: every valid request
-        // then gets `Closed`.
-        let mut written = self.submit(valid).unwrap_or_default().into_iter();
-        answers
-            .into_iter()
-            .map(|a| a.unwrap_or_else(|| written.next().unwrap_or(Err(StoreError::Closed))))
-            .collect()
+        let merged = move |written: Vec<Result<AppendResult, StoreError>>| {
+            let mut written = written.into_iter();
+            refused
+                .into_iter()
+                .map(|r| match r {
+                    Some(e) => Err(e),
+                    None => written.next().unwrap_or(Err(StoreError::Closed)),
+                })
+                .collect()
+        };
+        if valid.is_empty() {
+            return done(merged(Vec::new()));
+        }
+        let job = Job {
+            requests: valid,
+            done: Box::new(move |written| done(merged(written))),
+        };
+        let unsent = match &self.tx {
+            Some(tx) => tx.send(job).err().map(|e| e.0),
+            None => Some(job),
+        };
+        if let Some(job) = unsent {
+            (job.done)(Vec::new()); // every valid request: `Closed`
+        }
     }
 
     fn read_stream(

@@ -20,8 +20,9 @@ use bytes::Bytes;
 use omni_bus::{Metrics, headers, notify, subjects};
 use omni_core::{Actor, Command, Event, EventKind, Timestamp, World, apply, decide};
 use omni_proto::{CommandEnvelope, Envelope, pb};
-use omni_store::{AppendRequest, EventLog, ExpectedVersion, NewEvent, StoreError};
+use omni_store::{AppendRequest, AppendResult, EventLog, ExpectedVersion, NewEvent, StoreError};
 use prost::Message;
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::dedupe::{Dedupe, Seen};
@@ -318,34 +319,61 @@ impl Writer {
         }
     }
 
-    /// Starts appending the batch's events on a blocking thread, one request per run of one
-    /// stream, each checked against the stream's version; [`Writer::finish`] takes the result.
-    /// The stream versions travel with the append, so the next one starts after it is done.
+    /// Starts appending the batch's events, one request per run of one stream, each checked
+    /// against the stream's version; [`Writer::finish`] takes the result. The stream versions
+    /// travel with the append, so the next one starts after it is done.
+    ///
+    /// The log answers through [`EventLog::append_many_then`], which wakes this task from the
+    /// log's writer thread: no blocking-pool thread waits on the append. Versions not known yet
+    /// are read here: an index lookup, not a wait for a flush.
     pub fn start_append(&mut self, decided: &Decided) -> Append {
         let pending = &decided.pending;
         if pending.is_empty() {
             return Append(None);
         }
+        let started = Instant::now();
+        let mut versions = std::mem::take(&mut self.versions);
         let streams: Vec<&str> = pending.iter().map(|p| p.stream.as_str()).collect();
         let runs = omni_store::stream_runs(&streams);
-        let mut versions = std::mem::take(&mut self.versions);
-        let log = Arc::clone(&self.log);
-        let batch: Vec<(String, Vec<NewEvent>)> = runs
+        let mut requests = Vec::with_capacity(runs.len());
+        let mut expected_after: HashMap<&str, u64> = HashMap::new();
+        for run in &runs {
+            let stream = pending[run.start].stream.as_str();
+            let current = match expected_after.get(stream) {
+                Some(&v) => v,
+                None => match versions.get(stream) {
+                    Some(&v) => v,
+                    None => match self.log.stream_version(stream) {
+                        Ok(v) => v,
+                        Err(e) => return Append::failed(versions, e, started),
+                    },
+                },
+            };
+            expected_after.insert(stream, current + run.len() as u64);
+            let events = pending[run.clone()]
+                .iter()
+                .map(|p| NewEvent::new(p.id, p.payload.to_vec()))
+                .collect();
+            requests.push(AppendRequest::new(
+                stream,
+                ExpectedVersion::Exact(current),
+                events,
+            ));
+        }
+        let (answer, answered) = oneshot::channel();
+        let appended: Vec<(String, u64)> = requests
             .iter()
-            .map(|run| {
-                let events = pending[run.clone()]
-                    .iter()
-                    .map(|p| NewEvent::new(p.id, p.payload.to_vec()))
-                    .collect();
-                (pending[run.start].stream.clone(), events)
-            })
+            .map(|r| (r.stream.clone(), r.events.len() as u64))
             .collect();
-        let started = Instant::now();
-        let task = tokio::task::spawn_blocking(move || {
-            let result = append_runs(&*log, &mut versions, batch);
-            (versions, result)
-        });
-        Append(Some((task, started)))
+        self.log.append_many_then(
+            requests,
+            Box::new(move |results| {
+                let positions = record_versions(&mut versions, &appended, results);
+                // The service may have stopped waiting; nothing to do then.
+                let _ = answer.send((versions, positions));
+            }),
+        );
+        Append(Some((answered, started)))
     }
 }
 
@@ -358,44 +386,53 @@ pub struct Decided {
     closed_streams: Vec<String>,
 }
 
+/// The stream versions an append carries, and each event's (position, stream version) or
+/// why the append failed.
+type Appended = (HashMap<String, u64>, Result<Vec<(u64, u64)>, AppendFailed>);
+
 /// An append in flight (none for a batch without events).
 #[derive(Debug)]
-pub struct Append(Option<(AppendTask, Instant)>);
+pub struct Append(Option<(oneshot::Receiver<Appended>, Instant)>);
 
 impl Append {
+    /// An append that failed before reaching the log.
+    fn failed(versions: HashMap<String, u64>, why: StoreError, started: Instant) -> Append {
+        let (answer, answered) = oneshot::channel();
+        let _ = answer.send((versions, Err(AppendFailed(why))));
+        Append(Some((answered, started)))
+    }
+
     /// Waits until the append is done. Cancel-safe: a wait dropped before the end leaves the
     /// append running, and a later wait takes its result. Not to be called again after it
     /// returned.
     pub async fn wait(&mut self) -> Stored {
-        let Some((task, started)) = self.0.as_mut() else {
+        let Some((answered, started)) = self.0.as_mut() else {
             return Stored {
                 versions: None,
                 positions: Ok(Vec::new()),
                 elapsed: None,
             };
         };
-        let joined = task.await;
+        let appended = answered.await;
         let elapsed = Some(started.elapsed());
-        match joined {
+        match appended {
             Ok((versions, positions)) => Stored {
                 versions: Some(versions),
                 positions,
                 elapsed,
             },
-            Err(e) => Stored {
+            // The log dropped the append unanswered: it stopped.
+            Err(_) => Stored {
                 versions: None,
-                positions: Err(AppendFailed(StoreError::Backend {
-                    op: "append",
-                    reason: e.to_string(),
-                })),
+                positions: Err(AppendFailed(StoreError::Closed)),
                 elapsed,
             },
         }
     }
 }
 
-/// How an append ended: the stream versions it carried (lost if its thread panicked), each
-/// event's (position, stream version) or the failure, and how long it took.
+/// How an append ended: the stream versions it carried (lost if the log dropped it
+/// unanswered), each event's (position, stream version) or the failure, and how long it took.
 #[derive(Debug)]
 pub struct Stored {
     versions: Option<HashMap<String, u64>>,
@@ -403,39 +440,19 @@ pub struct Stored {
     elapsed: Option<std::time::Duration>,
 }
 
-type AppendTask =
-    tokio::task::JoinHandle<(HashMap<String, u64>, Result<Vec<(u64, u64)>, AppendFailed>)>;
-
-/// The blocking part of an append: look up versions not known yet, append, and record the
-/// new versions.
-fn append_runs(
-    log: &dyn EventLog,
+/// Records the new version of each appended stream and returns each event's (position,
+/// stream version); `appended` names each request's stream and its number of events.
+fn record_versions(
     versions: &mut HashMap<String, u64>,
-    batch: Vec<(String, Vec<NewEvent>)>,
+    appended: &[(String, u64)],
+    results: Vec<Result<AppendResult, StoreError>>,
 ) -> Result<Vec<(u64, u64)>, AppendFailed> {
-    let mut requests = Vec::with_capacity(batch.len());
-    let mut expected_after: HashMap<&str, u64> = HashMap::new();
-    for (stream, events) in &batch {
-        let current = match expected_after.get(stream.as_str()) {
-            Some(&v) => v,
-            None => match versions.get(stream) {
-                Some(&v) => v,
-                None => log.stream_version(stream).map_err(AppendFailed)?,
-            },
-        };
-        expected_after.insert(stream, current + events.len() as u64);
-        requests.push(AppendRequest::new(
-            stream.clone(),
-            ExpectedVersion::Exact(current),
-            events.clone(),
-        ));
-    }
     let mut positions = Vec::new();
-    for (result, (stream, events)) in log.append_many(requests).into_iter().zip(&batch) {
-        let appended = result.map_err(AppendFailed)?;
-        versions.insert(stream.clone(), appended.stream_version);
-        let first_version = appended.stream_version + 1 - events.len() as u64;
-        for (i, position) in (appended.first_position..=appended.last_position).enumerate() {
+    for (result, (stream, len)) in results.into_iter().zip(appended) {
+        let stored = result.map_err(AppendFailed)?;
+        versions.insert(stream.clone(), stored.stream_version);
+        let first_version = stored.stream_version + 1 - len;
+        for (i, position) in (stored.first_position..=stored.last_position).enumerate() {
             positions.push((position, first_version + i as u64));
         }
     }
