@@ -381,6 +381,15 @@ fn first_damage(first: u64, chunk: &[u8], seen: StoreError) -> StoreError {
 }
 
 impl Shared {
+    fn tree(&self, tree: LogTree) -> &Tree {
+        match tree {
+            LogTree::Events => &self.events,
+            LogTree::Streams => &self.streams,
+            LogTree::Ids => &self.ids,
+            LogTree::Meta => &self.meta,
+        }
+    }
+
     fn head(&self) -> u64 {
         self.head.load(Ordering::Acquire)
     }
@@ -1487,7 +1496,8 @@ impl GroupWrites<'_> {
     /// ([`index::BucketWrites::moves_entries`] is false) or are new keys
     /// above every stored id, whose entries above the head `open` cuts.
     fn in_order(&self, shared: &Shared) -> Result<(), StoreError> {
-        for (tree, key, value) in self.ordered(shared) {
+        for (tree, key, value) in self.ordered() {
+            let tree = shared.tree(tree);
             #[cfg(test)]
             shared
                 .written_in_order
@@ -1500,21 +1510,21 @@ impl GroupWrites<'_> {
     }
 
     /// The inserts of [`GroupWrites::in_order`], in their order.
-    fn ordered<'s>(&self, shared: &'s Shared) -> Vec<(&'s Tree, IVec, IVec)> {
+    fn ordered(&self) -> impl Iterator<Item = (LogTree, IVec, IVec)> + '_ {
         let chunks = self
             .chunks
             .iter()
-            .map(|(first, bytes)| (&shared.events, IVec::from(&pos_key(*first)), bytes.clone()));
+            .map(|(first, bytes)| (LogTree::Events, IVec::from(&pos_key(*first)), bytes.clone()));
         let runs = self.runs.iter().map(|(key, value)| {
             (
-                &shared.streams,
+                LogTree::Streams,
                 IVec::from(key.as_slice()),
                 IVec::from(value.as_slice()),
             )
         });
         let indexed = self.indexed.map(|indexed| {
             (
-                &shared.meta,
+                LogTree::Meta,
                 IVec::from(INDEXED_KEY),
                 IVec::from(&pos_key(indexed)),
             )
@@ -1523,46 +1533,48 @@ impl GroupWrites<'_> {
             .buckets
             .puts
             .iter()
-            .map(|(key, value)| (&shared.ids, IVec::from(key), IVec::from(value.as_slice())));
+            .map(|(key, value)| (LogTree::Ids, IVec::from(key), IVec::from(value.as_slice())));
         let head = (
-            &shared.meta,
+            LogTree::Meta,
             IVec::from(HEAD_KEY),
             IVec::from(&pos_key(self.head)),
         );
-        chunks
-            .chain(runs)
-            .chain(indexed)
-            .chain(ids)
-            .chain([head])
-            .collect()
+        chunks.chain(runs).chain(indexed).chain(ids).chain([head])
     }
 
     /// Writes everything in one transaction across the four trees, for the
     /// groups that move stored id entries to another bucket: a prefix of
-    /// those writes could lose an acknowledged id from the index.
+    /// those writes could lose an acknowledged id from the index. The
+    /// removed bucket keys go first: a later piece of a split may take one
+    /// over.
     fn in_one_transaction(&self, shared: &Shared) -> Result<(), StoreError> {
         (&shared.events, &shared.streams, &shared.ids, &shared.meta)
             .transaction(|(events, streams, ids, meta)| {
-                for (first, bytes) in self.chunks {
-                    events.insert(&pos_key(*first)[..], bytes.clone())?;
-                }
-                for (key, value) in self.runs {
-                    streams.insert(key.as_slice(), value.as_slice())?;
-                }
-                if let Some(indexed) = self.indexed {
-                    meta.insert(INDEXED_KEY, &pos_key(indexed)[..])?;
-                }
                 for key in &self.buckets.removes {
                     ids.remove(key)?;
                 }
-                for (key, value) in &self.buckets.puts {
-                    ids.insert(&key[..], value.as_slice())?;
+                for (tree, key, value) in self.ordered() {
+                    let tree = match tree {
+                        LogTree::Events => events,
+                        LogTree::Streams => streams,
+                        LogTree::Ids => ids,
+                        LogTree::Meta => meta,
+                    };
+                    tree.insert(key, value)?;
                 }
-                meta.insert(HEAD_KEY, &pos_key(self.head)[..])?;
                 Ok::<(), ConflictableTransactionError<()>>(())
             })
             .map_err(|e| tx_error("append", e))
     }
+}
+
+/// The trees a group commit writes.
+#[derive(Debug, Clone, Copy)]
+enum LogTree {
+    Events,
+    Streams,
+    Ids,
+    Meta,
 }
 
 /// What one commit writes of the sealed generation.
