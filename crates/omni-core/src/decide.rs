@@ -1223,7 +1223,7 @@ impl<'w> Tx<'w> {
         let mut plain_exhausted = false;
         let mut after = None;
         while let Some((since, id)) = self.queue(queue).and_then(|q| match after {
-            None => q.backlog.first().copied(),
+            None => q.backlog.get_min().copied(),
             Some(key) => q
                 .backlog
                 .range((Bound::Excluded(key), Bound::Unbounded))

@@ -10,6 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use imbl::OrdSet;
+
 use crate::config::{AgentProfile, CustomPresence, QueueConfig, Workstream};
 use crate::event::{Event, EventKind};
 use crate::model::{
@@ -277,7 +279,11 @@ pub struct Queue {
     /// looking every member up in the agent map.
     pub roster: Vec<RosterSlot>,
     /// Open conversations with no offer out, oldest first: the queue's backlog.
-    pub backlog: BTreeSet<(Timestamp, ConversationId)>,
+    ///
+    /// A persistent set, like the agent's sessions: every new conversation and every offer
+    /// touches its queue, and `decide`'s copy-on-touch then costs O(1) instead of a copy of a
+    /// backlog that may hold thousands when the queue is overrun.
+    pub backlog: OrdSet<(Timestamp, ConversationId)>,
 }
 
 /// One member of a queue as routing sees them.
@@ -370,9 +376,13 @@ pub struct Agent {
     pub disconnected: Option<Disconnection>,
     pub queues: BTreeSet<QueueId>,
     /// Open sessions of this agent: offers, primary sessions, consults.
-    pub open_sessions: BTreeSet<SessionRef>,
+    ///
+    /// This set and `tabs` are persistent (structurally shared) sets: every offer touches the
+    /// agent, and `decide`'s copy-on-touch then copies a path of small nodes, not every
+    /// session of an agent who holds many (a social or SMS desk, or offers nobody answers).
+    pub open_sessions: OrdSet<SessionRef>,
     /// Conversations the agent's desktop has a session tab for.
-    pub tabs: BTreeSet<ConversationId>,
+    pub tabs: OrdSet<ConversationId>,
     pub focused: Option<SessionRef>,
 }
 
@@ -391,8 +401,8 @@ impl Agent {
             last_capacity_released_at: None,
             disconnected: None,
             queues: BTreeSet::new(),
-            open_sessions: BTreeSet::new(),
-            tabs: BTreeSet::new(),
+            open_sessions: OrdSet::new(),
+            tabs: OrdSet::new(),
             focused: None,
         }
     }
@@ -991,7 +1001,7 @@ fn fold_entities(
             None => s.insert_queue(Queue {
                 config: config.clone(),
                 roster: Vec::new(),
-                backlog: BTreeSet::new(),
+                backlog: OrdSet::new(),
             }),
         },
         E::CustomPresenceDefined(p) => s.insert_custom_presence(p.clone()),

@@ -381,7 +381,7 @@ pub fn queue_view(q: &Queue, world: &World) -> pb::QueueView {
         members: count(q.roster.len()),
         members_signed_in: count(signed_in),
         waiting: count(q.backlog.len()),
-        oldest_waiting_since: q.backlog.first().map_or(0, |(since, _)| since.0),
+        oldest_waiting_since: q.backlog.get_min().map_or(0, |(since, _)| since.0),
     }
 }
 

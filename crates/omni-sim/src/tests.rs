@@ -268,7 +268,7 @@ fn assert_consistent(world: &World) {
         // The concurrency limit is never exceeded, offers included.
         assert!(used + reserved <= a.profile.capacity_units, "{a:#?}");
         assert_eq!(
-            a.open_sessions,
+            a.open_sessions.iter().copied().collect::<BTreeSet<_>>(),
             open.remove(id).unwrap_or_default(),
             "{a:#?}"
         );

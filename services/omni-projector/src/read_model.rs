@@ -50,7 +50,6 @@ fn agent_key(a: &Agent) -> AgentKey {
 
 static NO_CONVERSATIONS: BTreeSet<ConversationId> = BTreeSet::new();
 static NO_AGENTS: BTreeSet<AgentId> = BTreeSet::new();
-static NO_SESSIONS: BTreeSet<SessionRef> = BTreeSet::new();
 
 /// One page of a list: the items, and the last one's id when more follow.
 #[derive(Debug)]
@@ -229,14 +228,13 @@ impl ReadModel {
                 set = Some(candidate);
             }
         }
-        let sessions = q.agent.map(|a| {
-            self.world
-                .agents
-                .get(&a)
-                .map_or(&NO_SESSIONS, |agent| &agent.open_sessions)
-        });
+        // `Some(None)`: the agent filter names an agent nobody provisioned, so nothing matches.
+        let sessions = q
+            .agent
+            .map(|a| self.world.agents.get(&a).map(|agent| &agent.open_sessions));
         let items: Vec<&Conversation> = match (sessions, set) {
-            (Some(sessions), _) if sessions.len() <= smallest => {
+            (Some(None), _) => Vec::new(),
+            (Some(Some(sessions)), _) if sessions.len() <= smallest => {
                 // Sessions are ordered by conversation first: one conversation's are neighbours.
                 let from = q.after.map_or(Unbounded, |id| {
                     Excluded(SessionRef {
