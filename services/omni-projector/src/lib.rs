@@ -10,7 +10,8 @@
 //!
 //! With [`Config::snapshots`] set it restarts from the stored snapshot (the one `omni replay`
 //! writes and verifies) and stores one every [`Config::snapshot_interval`] or
-//! [`Config::snapshot_events`] events, and when it stops.
+//! [`Config::snapshot_events`] events, paced by what the last one cost (see
+//! [`SNAPSHOT_PACE`]), and when it stops.
 //!
 //! One task per concern: the follower (omni-bus), the folder (this function's own loop, which
 //! also stores snapshots), the query listener (one short task per request).
@@ -31,6 +32,18 @@ use tokio::time::{Instant, MissedTickBehavior};
 pub use read_model::{Page, ReadModel};
 
 use serve::Shared;
+
+/// A snapshot starts no sooner than this many times its predecessor's duration after that one
+/// ended, so snapshots take at most a twentieth of one core, however large the world grows.
+///
+/// A snapshot serializes the whole world (all conversations, closed ones included, since
+/// queries answer about them) and costs about 15 µs a conversation, while folding an event
+/// costs about 0.5 µs. A fixed count of events between snapshots would make that O(n) work
+/// ever more frequent relative to the events as the world grows: at 300 000 conversations and
+/// 50 000 events/s, a snapshot every 100 000 events would never stop running. The price of
+/// the pace is a longer replay after a crash: at most what was folded in twenty snapshot
+/// durations (the clean shutdown stores one regardless).
+pub const SNAPSHOT_PACE: u32 = 20;
 
 /// The service's name on the bus: its queue group and its dead-letter subject.
 pub const SERVICE: &str = "projector";
@@ -167,11 +180,16 @@ async fn fold(
         tokio::time::interval_at(Instant::now() + checkpoints.interval, checkpoints.interval);
     timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
+        let deferred = checkpoints.deferred();
         let first = tokio::select! {
             biased;
             _ = shutdown.changed() => return Ok(()),
             _ = timer.tick() => {
-                checkpoints.store(shared).await;
+                checkpoints.store_when_paced(shared).await;
+                continue;
+            }
+            () = tokio::time::sleep_until(deferred.unwrap_or_else(Instant::now)), if deferred.is_some() => {
+                checkpoints.store_when_paced(shared).await;
                 continue;
             }
             followed = events.recv() => match followed {
@@ -207,7 +225,7 @@ async fn fold(
         };
         folded.send_replace(position);
         if checkpoints.due(position) {
-            checkpoints.store(shared).await;
+            checkpoints.store_when_paced(shared).await;
         }
     }
 }
@@ -219,6 +237,34 @@ struct Checkpoints {
     every_events: u64,
     /// The position of the last snapshot stored (or restored).
     stored: u64,
+    pace: Pace,
+}
+
+/// Spaces snapshots by [`SNAPSHOT_PACE`] times the last one's duration.
+#[derive(Debug)]
+struct Pace {
+    /// No snapshot starts before this.
+    until: Instant,
+    /// A snapshot fell due before `until`; it is stored then.
+    waiting: bool,
+}
+
+impl Pace {
+    /// Whether a snapshot due at `now` may start; if not, it is remembered for later.
+    fn admit(&mut self, now: Instant) -> bool {
+        self.waiting = now < self.until;
+        !self.waiting
+    }
+
+    /// A snapshot ran from `started` to `ended`.
+    fn ran(&mut self, started: Instant, ended: Instant) {
+        self.until = ended + (ended - started) * SNAPSHOT_PACE;
+    }
+
+    /// When the snapshot refused earlier may start.
+    fn deferred(&self) -> Option<Instant> {
+        self.waiting.then_some(self.until)
+    }
 }
 
 impl Checkpoints {
@@ -228,11 +274,29 @@ impl Checkpoints {
             interval: config.snapshot_interval.max(Duration::from_millis(10)),
             every_events: config.snapshot_events.max(1),
             stored: position,
+            pace: Pace {
+                until: Instant::now(),
+                waiting: false,
+            },
         }
     }
 
     fn due(&self, position: u64) -> bool {
         self.log.is_some() && position >= self.stored + self.every_events
+    }
+
+    /// When a snapshot that fell due too soon after the last one is to be stored.
+    fn deferred(&self) -> Option<Instant> {
+        self.pace.deferred()
+    }
+
+    /// Stores a snapshot now if the pace allows, or when it does.
+    async fn store_when_paced(&mut self, shared: &Arc<Shared>) {
+        let started = Instant::now();
+        if self.pace.admit(started) {
+            self.store(shared).await;
+            self.pace.ran(started, Instant::now());
+        }
     }
 
     /// Stores a snapshot of the model if it moved since the last one. Serialising holds a
@@ -267,5 +331,44 @@ impl Checkpoints {
             Ok(Err(e)) => tracing::warn!(error = %e, "could not store a snapshot"),
             Err(e) => tracing::warn!(error = %e, "the snapshot task failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_due_within_the_pace_waits_for_it_and_is_not_lost() {
+        // Given a snapshot that took 50 ms and ended at `t0`
+        let t0 = Instant::now();
+        let mut pace = Pace {
+            until: t0,
+            waiting: false,
+        };
+        pace.ran(t0 - Duration::from_millis(50), t0);
+        let paced_until = t0 + Duration::from_millis(50) * SNAPSHOT_PACE;
+
+        // When the next one falls due sooner than twenty durations later
+        let admitted = pace.admit(t0 + Duration::from_millis(900));
+
+        // Then it does not start, and is deferred to exactly the end of the pace
+        assert!(!admitted);
+        assert_eq!(pace.deferred(), Some(paced_until));
+
+        // And when the pace is over it starts and nothing is deferred any more
+        assert!(pace.admit(paced_until));
+        assert_eq!(pace.deferred(), None);
+    }
+
+    #[test]
+    fn the_first_snapshot_is_not_paced() {
+        let now = Instant::now();
+        let mut pace = Pace {
+            until: now,
+            waiting: false,
+        };
+        assert!(pace.admit(now));
+        assert_eq!(pace.deferred(), None);
     }
 }
