@@ -13,8 +13,10 @@
 //!
 //! * `N writers × single events`: N concurrent appenders, each appending one
 //!   event at a time to its own stream and waiting for the acknowledgement
-//!   (command handlers of N interactions). JetStream: N tasks publishing and
-//!   awaiting each ack.
+//!   (command handlers of N interactions). On both sides the writers are N
+//!   tokio tasks on a two-thread runtime: omni-store's await
+//!   `append_many_then`'s answer as the conversation service does,
+//!   JetStream's await each ack.
 //! * `N writers × batches of 100`: the same with 100 events per append
 //!   (JetStream has no atomic multi-message append here, so each task
 //!   publishes 100 messages, then awaits their acks).

@@ -2,11 +2,12 @@
 
 use std::ops::ControlFlow;
 use std::path::Path;
-use std::sync::Barrier;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use omni_store::{AppendRequest, EventLog, ExpectedVersion, NewEvent, SledLog, Uuid};
+use tokio::sync::oneshot;
 
 use crate::{Measurement, Scenario, payload};
 
@@ -18,7 +19,7 @@ pub fn run(
     duration: Duration,
     payload_len: usize,
 ) -> anyhow::Result<Measurement> {
-    let log = SledLog::open(dir).with_context(|| format!("open {}", dir.display()))?;
+    let log = Arc::new(SledLog::open(dir).with_context(|| format!("open {}", dir.display()))?);
     let flushes_before = log.stats().flushes;
     let mut m = match scenario {
         Scenario::Writers { writers, batch } => {
@@ -27,31 +28,39 @@ pub fn run(
         Scenario::Bulk { requests } => bulk_run(&log, requests, duration, payload_len)?,
     };
     m.flushes = Some(log.stats().flushes - flushes_before);
-    log.close()?;
+    Arc::into_inner(log)
+        .context("a writer task still holds the log")?
+        .close()?;
     Ok(m)
 }
 
-/// `writers` threads appending `batch` events at a time to their own
-/// streams, with the exact expected version a command handler would pass.
+/// `writers` tasks appending `batch` events at a time to their own streams, with the exact
+/// expected version a command handler would pass, each awaiting its acknowledgement.
+///
+/// Tasks on a two-thread tokio runtime, as JetStream's publishers are and as the conversation
+/// service appends (`append_many_then`, answered through a oneshot), so that both logs are
+/// driven alike: a waiting appender costs a task wake-up, not a parked OS thread.
 fn writers_run(
-    log: &SledLog,
+    log: &Arc<SledLog>,
     writers: usize,
     batch: usize,
     duration: Duration,
     payload_len: usize,
 ) -> anyhow::Result<Measurement> {
-    let start_line = Barrier::new(writers + 1);
-    let (start, outcomes) = std::thread::scope(|s| {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()?;
+    runtime.block_on(async {
+        let start = Instant::now();
+        let deadline = start + duration;
         let handles: Vec<_> = (0..writers)
             .map(|w| {
-                let start_line = &start_line;
-                s.spawn(move || -> anyhow::Result<(u64, Vec<Duration>)> {
+                let log = Arc::clone(log);
+                tokio::spawn(async move {
                     let stream = format!("writer-{w}");
                     let mut seq = (w as u64) << 40;
                     let mut version = 0;
                     let mut latencies = Vec::new();
-                    start_line.wait();
-                    let deadline = Instant::now() + duration;
                     while Instant::now() < deadline {
                         let events = (0..batch)
                             .map(|_| {
@@ -59,34 +68,37 @@ fn writers_run(
                                 NewEvent::new(Uuid::now_v7(), payload(payload_len, seq))
                             })
                             .collect();
+                        let request =
+                            AppendRequest::new(&stream, ExpectedVersion::Exact(version), events);
+                        let (answer, answered) = oneshot::channel();
                         let t = Instant::now();
-                        let r = log.append(&stream, ExpectedVersion::Exact(version), events)?;
+                        log.append_many_then(
+                            vec![request],
+                            Box::new(move |results| {
+                                let _ = answer.send(results);
+                            }),
+                        );
+                        let result = answered
+                            .await
+                            .context("the log dropped an append unanswered")?
+                            .pop()
+                            .context("no answer for the append")??;
                         latencies.push(t.elapsed());
-                        version = r.stream_version;
+                        version = result.stream_version;
                     }
-                    Ok((version, latencies))
+                    anyhow::Ok((version, latencies))
                 })
             })
             .collect();
-        start_line.wait();
-        let start = Instant::now();
-        let outcomes: Vec<_> = handles
-            .into_iter()
-            .map(|h| h.join().expect("writer thread panicked"))
-            .collect();
-        (start, outcomes)
-    });
-    let elapsed = start.elapsed();
-    let mut m = Measurement {
-        elapsed,
-        ..Measurement::default()
-    };
-    for outcome in outcomes {
-        let (events, latencies) = outcome?;
-        m.events += events;
-        m.latencies.extend(latencies);
-    }
-    Ok(m)
+        let mut m = Measurement::default();
+        for handle in handles {
+            let (events, latencies) = handle.await??;
+            m.events += events;
+            m.latencies.extend(latencies);
+        }
+        m.elapsed = start.elapsed();
+        Ok(m)
+    })
 }
 
 /// One caller submitting `requests` one-event appends per `append_many`,
