@@ -202,12 +202,5 @@ async fn publishers(
             })
         })
         .collect();
-    let mut m = Measurement::default();
-    for handle in handles {
-        let (events, latencies) = handle.await??;
-        m.events += events;
-        m.latencies.extend(latencies);
-    }
-    m.elapsed = start.elapsed();
-    Ok(m)
+    Measurement::of_tasks(handles, start).await
 }

@@ -96,6 +96,9 @@ impl Scenario {
     }
 }
 
+/// One concurrent writer: it reports its events and the latency of each of its calls.
+type WriterTask = tokio::task::JoinHandle<anyhow::Result<(u64, Vec<Duration>)>>;
+
 /// What one scenario achieved.
 #[derive(Debug, Default)]
 pub struct Measurement {
@@ -110,6 +113,21 @@ pub struct Measurement {
 }
 
 impl Measurement {
+    /// Sums what the writers started at `start` report.
+    async fn of_tasks(
+        tasks: Vec<WriterTask>,
+        start: std::time::Instant,
+    ) -> anyhow::Result<Measurement> {
+        let mut m = Measurement::default();
+        for task in tasks {
+            let (events, latencies) = task.await??;
+            m.events += events;
+            m.latencies.extend(latencies);
+        }
+        m.elapsed = start.elapsed();
+        Ok(m)
+    }
+
     fn rate(&self) -> f64 {
         self.events as f64 / self.elapsed.as_secs_f64()
     }

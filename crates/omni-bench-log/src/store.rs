@@ -90,14 +90,7 @@ fn writers_run(
                 })
             })
             .collect();
-        let mut m = Measurement::default();
-        for handle in handles {
-            let (events, latencies) = handle.await??;
-            m.events += events;
-            m.latencies.extend(latencies);
-        }
-        m.elapsed = start.elapsed();
-        Ok(m)
+        Measurement::of_tasks(handles, start).await
     })
 }
 

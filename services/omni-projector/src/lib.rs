@@ -250,6 +250,14 @@ struct Pace {
 }
 
 impl Pace {
+    /// No snapshot yet: the first may start at once.
+    fn new(now: Instant) -> Pace {
+        Pace {
+            until: now,
+            waiting: false,
+        }
+    }
+
     /// Whether a snapshot due at `now` may start; if not, it is remembered for later.
     fn admit(&mut self, now: Instant) -> bool {
         self.waiting = now < self.until;
@@ -274,10 +282,7 @@ impl Checkpoints {
             interval: config.snapshot_interval.max(Duration::from_millis(10)),
             every_events: config.snapshot_events.max(1),
             stored: position,
-            pace: Pace {
-                until: Instant::now(),
-                waiting: false,
-            },
+            pace: Pace::new(Instant::now()),
         }
     }
 
@@ -342,10 +347,7 @@ mod tests {
     fn a_snapshot_due_within_the_pace_waits_for_it_and_is_not_lost() {
         // Given a snapshot that took 50 ms and ended at `t0`
         let t0 = Instant::now();
-        let mut pace = Pace {
-            until: t0,
-            waiting: false,
-        };
+        let mut pace = Pace::new(t0);
         pace.ran(t0 - Duration::from_millis(50), t0);
         let paced_until = t0 + Duration::from_millis(50) * SNAPSHOT_PACE;
 
@@ -364,10 +366,7 @@ mod tests {
     #[test]
     fn the_first_snapshot_is_not_paced() {
         let now = Instant::now();
-        let mut pace = Pace {
-            until: now,
-            waiting: false,
-        };
+        let mut pace = Pace::new(now);
         assert!(pace.admit(now));
         assert_eq!(pace.deferred(), None);
     }
