@@ -1254,12 +1254,16 @@ impl Writer {
     /// Writes the groups of the write-ahead file that continue sled's
     /// committed head (acknowledged appends whose sled writes did not reach
     /// the disk), in order; entries at or below the head are in sled already.
+    ///
+    /// One pass in file order: since the last checkpoint the file holds
+    /// entries in increasing positions, and whatever follows them is left
+    /// from before that checkpoint, so at or below the head.
     fn replay(&mut self, entries: &[wal::Entry]) -> Result<(), StoreError> {
         let from = self.shared.head();
-        while let Some(entry) = entries
-            .iter()
-            .find(|e| e.first_position == self.shared.head() + 1)
-        {
+        for entry in entries {
+            if entry.first_position != self.shared.head() + 1 {
+                continue;
+            }
             let mut records = Vec::with_capacity(entry.count as usize);
             for frame in frames(entry.first_position, &entry.frames) {
                 let (position, bytes) = frame?;
