@@ -128,29 +128,42 @@ pub async fn run(
     ));
     let publisher = tokio::spawn(publish(out_rx, client.clone()));
 
-    // Pipelined: the next batch is decided while the one before it is being stored; its
-    // append starts once that one is durable and answered.
+    // Pipelined: while a batch is being stored, every command that arrives is decided at once
+    // into the next batch, which is appended, as one group, as soon as the one in flight is
+    // durable and answered. Why not append each arrival's batch on its own: a command that came
+    // in during the append would then wait for the batches before its own too, one fsync each.
     let mut in_flight: Option<(Decided, Append)> = None;
+    let mut next: Option<Decided> = None;
     let result = loop {
         let deadline = next_deadline(&writer.world).map(|at| clock.instant_of(at));
+        let room = config
+            .max_batch
+            .saturating_sub(next.as_ref().map_or(0, Decided::commands));
         let first = tokio::select! {
             biased;
             _ = shutdown.changed() => break Ok(()),
             stored = wait_for(&mut in_flight), if in_flight.is_some() => {
                 let (decided, _) = in_flight.take().expect("a batch in flight");
                 if let Err(failed) = settle(&mut writer, decided, stored, &out_tx) {
+                    // The next batch was decided on a world that included the failed one.
+                    if let Some(decided) = next.take() {
+                        let _ = out_tx.send(writer.refuse(decided, &failed.0));
+                    }
                     writer = reload(&log, &config, &metrics, failed).await?;
+                } else if let Some(decided) = next.take() {
+                    let append = writer.start_append(&decided);
+                    in_flight = Some((decided, append));
                 }
                 continue;
             }
-            job = jobs.recv() => match job {
+            job = jobs.recv(), if room > 0 => match job {
                 Some(job) => job,
                 None => break Err(ServiceError::Task("the intake listener stopped".to_owned())),
             },
-            () = sleep_until(deadline), if deadline.is_some() => tick_job(),
+            () = sleep_until(deadline), if deadline.is_some() && room > 0 => tick_job(),
         };
         let mut batch = vec![first];
-        while batch.len() < config.max_batch {
+        while batch.len() < room {
             match jobs.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
@@ -162,23 +175,32 @@ pub async fn run(
         {
             batch.insert(0, tick_job());
         }
-        let decided = writer.decide_batch(batch, now);
-        if let Some((previous, mut append)) = in_flight.take() {
-            let stored = append.wait().await;
-            if let Err(failed) = settle(&mut writer, previous, stored, &out_tx) {
-                // This batch was decided on a world that included the failed one.
-                let _ = out_tx.send(writer.refuse(decided, &failed.0));
-                writer = reload(&log, &config, &metrics, failed).await?;
-                continue;
-            }
+        if in_flight.is_some() {
+            writer.decide_into(next.get_or_insert_with(Decided::default), batch, now);
+        } else {
+            let mut decided = Decided::default();
+            writer.decide_into(&mut decided, batch, now);
+            let append = writer.start_append(&decided);
+            in_flight = Some((decided, append));
         }
-        let append = writer.start_append(&decided);
-        in_flight = Some((decided, append));
     };
     if let Some((decided, mut append)) = in_flight.take() {
+        // Failed or not, the answers go out; nothing is decided after them.
         let stored = append.wait().await;
-        // Failed or not, its answers go out; nothing is decided after it.
-        let _ = settle(&mut writer, decided, stored, &out_tx);
+        match settle(&mut writer, decided, stored, &out_tx) {
+            Ok(()) => {
+                if let Some(decided) = next.take() {
+                    let mut append = writer.start_append(&decided);
+                    let stored = append.wait().await;
+                    let _ = settle(&mut writer, decided, stored, &out_tx);
+                }
+            }
+            Err(failed) => {
+                if let Some(decided) = next.take() {
+                    let _ = out_tx.send(writer.refuse(decided, &failed.0));
+                }
+            }
+        }
     }
 
     // Stop taking requests, answer what is still queued as retryable, flush what is durable.

@@ -6,10 +6,11 @@
 //! stored with one `append_many`, so one fsync serves the whole batch. Nothing is answered or
 //! published before its events are durable.
 //!
-//! The phases are separate ([`Writer::decide_batch`], [`Writer::start_append`],
+//! The phases are separate ([`Writer::decide_into`], [`Writer::start_append`],
 //! [`Writer::finish`]) so that the service can decide the next batch, on the world the
-//! current one leaves, while the current one's append is in flight; a batch's append starts
-//! only once the one before it is durable, so positions keep the order of decisions.
+//! current one leaves, while the current one's append is in flight: each command as it
+//! arrives, into the one batch that will be appended next. A batch's append starts only once
+//! the one before it is durable, so positions keep the order of decisions.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -110,20 +111,15 @@ impl Writer {
         }
     }
 
-    /// Decides one batch against the world (which moves on at once) and encodes its events;
-    /// nothing is stored or answered yet, except retries of commands answered before.
-    pub fn decide_batch(&mut self, jobs: Vec<Job>, now: Timestamp) -> Decided {
-        let mut decided = Decided {
-            out: Outgoing::default(),
-            pending: Vec::new(),
-            decisions: Vec::with_capacity(jobs.len()),
-            closed_streams: Vec::new(),
-        };
+    /// Decides `jobs` against the world (which moves on at once) and adds them, with their
+    /// encoded events, to the batch `decided`; nothing is stored or answered yet, except
+    /// retries of commands answered before.
+    pub fn decide_into(&mut self, decided: &mut Decided, jobs: Vec<Job>, now: Timestamp) {
+        decided.decisions.reserve(jobs.len());
         for job in jobs {
-            let decision = self.decide_one(job, now, &mut decided);
+            let decision = self.decide_one(job, now, decided);
             decided.decisions.push(decision);
         }
-        decided
     }
 
     /// Answers every command of a batch that will not be stored (its own append failed, or
@@ -378,12 +374,20 @@ impl Writer {
 }
 
 /// A decided batch: what it answers and stores once durable.
+#[derive(Default)]
 pub struct Decided {
     out: Outgoing,
     pending: Vec<Pending>,
     decisions: Vec<Decision>,
     /// Streams of conversations this batch closed, forgotten once it is durable.
     closed_streams: Vec<String>,
+}
+
+impl Decided {
+    /// How many commands the batch holds.
+    pub fn commands(&self) -> usize {
+        self.decisions.len()
+    }
 }
 
 /// The stream versions an append carries, and each event's (position, stream version) or
