@@ -144,15 +144,9 @@ pub async fn run(
             _ = shutdown.changed() => break Ok(()),
             stored = wait_for(&mut in_flight), if in_flight.is_some() => {
                 let (decided, _) = in_flight.take().expect("a batch in flight");
-                if let Err(failed) = settle(&mut writer, decided, stored, &out_tx) {
-                    // The next batch was decided on a world that included the failed one.
-                    if let Some(decided) = next.take() {
-                        let _ = out_tx.send(writer.refuse(decided, &failed.0));
-                    }
-                    writer = reload(&log, &config, &metrics, failed).await?;
-                } else if let Some(decided) = next.take() {
-                    let append = writer.start_append(&decided);
-                    in_flight = Some((decided, append));
+                match settle_then_next(&mut writer, decided, stored, next.take(), &out_tx) {
+                    Ok(started) => in_flight = started,
+                    Err(failed) => writer = reload(&log, &config, &metrics, failed).await?,
                 }
                 continue;
             }
@@ -184,23 +178,12 @@ pub async fn run(
             in_flight = Some((decided, append));
         }
     };
-    if let Some((decided, mut append)) = in_flight.take() {
-        // Failed or not, the answers go out; nothing is decided after them.
+    // What is decided is stored and answered (or refused), and nothing is decided after it.
+    while let Some((decided, mut append)) = in_flight.take() {
         let stored = append.wait().await;
-        match settle(&mut writer, decided, stored, &out_tx) {
-            Ok(()) => {
-                if let Some(decided) = next.take() {
-                    let mut append = writer.start_append(&decided);
-                    let stored = append.wait().await;
-                    let _ = settle(&mut writer, decided, stored, &out_tx);
-                }
-            }
-            Err(failed) => {
-                if let Some(decided) = next.take() {
-                    let _ = out_tx.send(writer.refuse(decided, &failed.0));
-                }
-            }
-        }
+        in_flight = settle_then_next(&mut writer, decided, stored, next.take(), &out_tx)
+            .ok()
+            .flatten();
     }
 
     // Stop taking requests, answer what is still queued as retryable, flush what is durable.
@@ -240,17 +223,28 @@ async fn wait_for(in_flight: &mut Option<(Decided, Append)>) -> Stored {
     }
 }
 
-/// Sends what a stored batch answers and publishes; on a failed append, the refusals, and the
-/// failure, after which the world must be reloaded before anything else is decided.
-fn settle(
+/// Sends what a stored batch answers and publishes, then starts the append of `next`, the batch
+/// decided on the world it left. On a failed append: the refusals of both, and the failure,
+/// after which the world must be reloaded before anything else is decided.
+fn settle_then_next(
     writer: &mut Writer,
     decided: Decided,
     stored: Stored,
+    next: Option<Decided>,
     out_tx: &mpsc::UnboundedSender<Outgoing>,
-) -> Result<(), writer::AppendFailed> {
+) -> Result<Option<(Decided, Append)>, writer::AppendFailed> {
     let (out, failed) = writer.finish(decided, stored);
     let _ = out_tx.send(out);
-    failed.map_or(Ok(()), Err)
+    if let Some(failed) = failed {
+        if let Some(decided) = next {
+            let _ = out_tx.send(writer.refuse(decided, &failed.0));
+        }
+        return Err(failed);
+    }
+    Ok(next.map(|decided| {
+        let append = writer.start_append(&decided);
+        (decided, append)
+    }))
 }
 
 /// A writer on the world as the log has it, after `failed`.
