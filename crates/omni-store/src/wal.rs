@@ -96,14 +96,17 @@ impl Wal {
         Ok((wal, entries))
     }
 
-    /// Writes one group's entry and waits until it is on disk. Returns
-    /// `false`, writing nothing, when it does not fit in the space left: the
-    /// caller then makes the group durable by a checkpoint instead.
-    pub(crate) fn append<'f>(
+    /// Builds one group's entry, to be written by [`Wal::write_prepared`].
+    /// Returns `false` when it does not fit in the space left: the caller
+    /// then makes the group durable by a checkpoint instead.
+    ///
+    /// Why two steps: the entry copies the frames, so the records can go to
+    /// the indexer thread before the write and its `fdatasync` start.
+    pub(crate) fn prepare<'f>(
         &mut self,
         first_position: u64,
         frames: impl ExactSizeIterator<Item = &'f [u8]>,
-    ) -> Result<bool, StoreError> {
+    ) -> bool {
         let count = u32::try_from(frames.len()).expect("a group holds far fewer records");
         self.buf.clear();
         self.buf.extend_from_slice(&[0; HEADER_LEN]);
@@ -113,13 +116,18 @@ impl Wal {
             self.buf.extend_from_slice(frame);
         }
         if self.offset + self.buf.len() as u64 > self.capacity {
-            return Ok(false);
+            return false;
         }
         let len = u32::try_from(self.buf.len() - HEADER_LEN)
             .expect("an entry fits in the file, whose size fits in a u32");
         let crc = crc32fast::hash(&self.buf[HEADER_LEN..]);
         self.buf[0..4].copy_from_slice(&len.to_le_bytes());
         self.buf[4..8].copy_from_slice(&crc.to_le_bytes());
+        true
+    }
+
+    /// Writes the entry [`Wal::prepare`] built and waits until it is on disk.
+    pub(crate) fn write_prepared(&mut self) -> Result<(), StoreError> {
         self.file
             .write_all_at(&self.buf, self.offset)
             .map_err(|e| io_error("append (write-ahead)", &self.path, e))?;
@@ -127,7 +135,7 @@ impl Wal {
             .sync_data()
             .map_err(|e| io_error("append (fdatasync)", &self.path, e))?;
         self.offset += self.buf.len() as u64;
-        Ok(true)
+        Ok(())
     }
 
     /// After a checkpoint: every entry written so far is in sled, durably, so
@@ -188,6 +196,15 @@ mod tests {
     use super::*;
     use crate::tests::TempDir;
 
+    /// Prepares and writes one entry; `false` when it does not fit.
+    fn append(wal: &mut Wal, first_position: u64, frames: &[&[u8]]) -> bool {
+        let fits = wal.prepare(first_position, frames.iter().copied());
+        if fits {
+            wal.write_prepared().unwrap();
+        }
+        fits
+    }
+
     fn opened(name: &str) -> (TempDir, Wal) {
         let dir = TempDir::new(name);
         std::fs::create_dir_all(dir.path()).unwrap();
@@ -201,7 +218,7 @@ mod tests {
         let (dir, mut wal) = opened("wal-entries");
         let groups: [(u64, &[&[u8]]); 3] = [(1, &[b"ab", b"c"]), (3, &[b"def"]), (4, &[b"g"])];
         for (first, frames) in groups {
-            assert!(wal.append(first, frames.iter().copied()).unwrap());
+            assert!(append(&mut wal, first, frames));
         }
         let mut bytes = std::fs::read(dir.path().join(FILE_NAME)).unwrap();
         assert_eq!(bytes.len() as u64, CAPACITY);
@@ -224,10 +241,10 @@ mod tests {
     fn an_entry_that_does_not_fit_is_refused_and_rewind_starts_over() {
         let (dir, mut wal) = opened("wal-rewind");
         let big = vec![7; CAPACITY as usize / 2];
-        assert!(wal.append(1, [big.as_slice()].into_iter()).unwrap());
-        assert!(!wal.append(2, [big.as_slice()].into_iter()).unwrap());
+        assert!(append(&mut wal, 1, &[big.as_slice()]));
+        assert!(!append(&mut wal, 2, &[big.as_slice()]));
         wal.rewind();
-        assert!(wal.append(2, [&b"x"[..]].into_iter()).unwrap());
+        assert!(append(&mut wal, 2, &[&b"x"[..]]));
         drop(wal);
         let (_, found) = Wal::open(dir.path()).unwrap();
         // The new entry, then the rest of the old one, which does not read
