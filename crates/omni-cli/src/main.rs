@@ -68,7 +68,8 @@ impl DataDir {
         self.data.join("log")
     }
 
-    /// Opens an existing log; a missing one is an error, never silently created.
+    /// Opens an existing log to read it through (replay, `log` commands), with a small page
+    /// cache; a missing one is an error, never silently created.
     pub fn open_existing(&self) -> anyhow::Result<omni_store::SledLog> {
         let dir = self.log_dir();
         if !dir.is_dir() {
@@ -78,7 +79,10 @@ impl DataDir {
                 self.data.display()
             );
         }
-        Ok(omni_store::SledLog::open(&dir)?)
+        Ok(omni_store::SledLog::open_with_cache(
+            &dir,
+            omni_store::SCAN_CACHE_BYTES,
+        )?)
     }
 
     /// Opens the log, creating it when missing.

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 pub use uuid::Uuid;
 
-pub use sled_log::{SledLog, WriterStats};
+pub use sled_log::{SCAN_CACHE_BYTES, SledLog, WriterStats};
 
 /// Largest payload accepted for one event.
 ///

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use crate::index::{self, stream_key};
 use crate::sled_log::{
-    HEAD_KEY, INDEXED_KEY, PENDING_RUNS_MAX, RUN_ITEMS_PER_COMMIT, frames, open_db, pos_key,
+    DEFAULT_CACHE_BYTES, HEAD_KEY, INDEXED_KEY, PENDING_RUNS_MAX, RUN_ITEMS_PER_COMMIT, frames,
+    open_db, pos_key,
 };
 use crate::*;
 
@@ -725,7 +726,7 @@ fn damaged_committed_head_fails_open_instead_of_being_cut() {
     );
     {
         // Record 3 present but damaged: still refused, still named.
-        let db = open_db(dir.path()).unwrap();
+        let db = open_db(dir.path(), DEFAULT_CACHE_BYTES).unwrap();
         let mut chunk = original;
         let n = chunk.len();
         chunk[n - 1] ^= 0xff;
@@ -1285,7 +1286,7 @@ fn pending_stream_runs_lost_in_a_crash_are_rebuilt_on_open() {
     {
         // What a crash leaves: the runs written since the indexed head are
         // only in memory, so neither they nor the marker reach the disk.
-        let db = open_db(dir.path()).unwrap();
+        let db = open_db(dir.path(), DEFAULT_CACHE_BYTES).unwrap();
         db.open_tree("streams").unwrap().clear().unwrap();
         db.open_tree("meta").unwrap().remove("indexed").unwrap();
         db.flush().unwrap();
@@ -1420,7 +1421,7 @@ fn stream_runs_are_written_a_bounded_share_per_commit() {
     };
     {
         // The clean close wrote every run; put back the crash's state.
-        let db = open_db(dir.path()).unwrap();
+        let db = open_db(dir.path(), DEFAULT_CACHE_BYTES).unwrap();
         let streams = db.open_tree("streams").unwrap();
         streams.clear().unwrap();
         for (k, v) in crash_tree {
@@ -1576,7 +1577,7 @@ fn every_prefix_of_a_groups_inserts_is_repaired_on_open() {
                 std::fs::write(trial.path().join(crate::wal::FILE_NAME), &wal_after).unwrap();
             }
             {
-                let db = open_db(trial.path()).unwrap();
+                let db = open_db(trial.path(), DEFAULT_CACHE_BYTES).unwrap();
                 for (tree, key, value) in &ops[..landed] {
                     db.open_tree(tree)
                         .unwrap()
