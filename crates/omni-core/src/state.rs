@@ -540,6 +540,14 @@ impl Conversation {
         self.sessions.get_mut(index)
     }
 
+    /// Adds a session, growing the list by one. Why not `push`: it starts a list at four
+    /// sessions of 120 B, and a conversation has fewer than two on average, so a million of them
+    /// (a replay, a long-running engine) held about 260 MB of empty room.
+    fn push_session(&mut self, session: Session) {
+        self.sessions.reserve_exact(1);
+        self.sessions.push(session);
+    }
+
     /// The number the next session opened on this conversation gets.
     pub fn next_session_number(&self) -> SessionNo {
         SessionNo(u32::try_from(self.sessions.len()).unwrap_or(u32::MAX - 1) + 1)
@@ -1298,7 +1306,7 @@ fn fold_conversation(c: &mut Conversation, at: Timestamp, kind: &EventKind) -> O
             expires_at,
             ..
         } => {
-            c.sessions.push(Session {
+            c.push_session(Session {
                 expires_at: Some(*expires_at),
                 origin: Some(*origin),
                 units: *units,
@@ -1385,7 +1393,7 @@ fn fold_conversation(c: &mut Conversation, at: Timestamp, kind: &EventKind) -> O
             tab,
             ..
         } => {
-            c.sessions.push(Session {
+            c.push_session(Session {
                 accepted_at: Some(at),
                 tab: *tab != TabOutcome::LimitReached,
                 ..Session::opened(session.number, *consultant, SessionRole::Consultant, at)
@@ -1439,7 +1447,7 @@ fn fold_conversation(c: &mut Conversation, at: Timestamp, kind: &EventKind) -> O
             agent, units, tab, ..
         } => {
             let number = c.next_session_number();
-            c.sessions.push(Session {
+            c.push_session(Session {
                 accepted_at: Some(at),
                 units: *units,
                 tab: *tab != TabOutcome::LimitReached,
