@@ -169,11 +169,12 @@ pub async fn run(
         {
             batch.insert(0, tick_job());
         }
+        // There is a next batch only while one is in flight.
+        let mut decided = next.take().unwrap_or_default();
+        writer.decide_into(&mut decided, batch, now);
         if in_flight.is_some() {
-            writer.decide_into(next.get_or_insert_with(Decided::default), batch, now);
+            next = Some(decided);
         } else {
-            let mut decided = Decided::default();
-            writer.decide_into(&mut decided, batch, now);
             let append = writer.start_append(&decided);
             in_flight = Some((decided, append));
         }
