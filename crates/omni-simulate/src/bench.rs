@@ -6,9 +6,9 @@
 //! (offers reserve capacity until answered; nobody answers here). [`intake`] then sends
 //! `StartConversation` at a fixed rate, open loop (each request in its own task, so many are
 //! in flight), and listens on `omni.desktop.*.incoming_session_request`. The path measured:
-//! request → conversation service (decide, append, fsync, answer, publish) → router (follows
-//! the events, asks to route) → conversation service again (decide the offer, append, fsync,
-//! publish) → the desktop subject.
+//! request → conversation service (decide, which offers a new conversation at once when an
+//! agent has room; append; fsync; answer and publish) → the desktop subject. The router is not
+//! on it: it serves conversations that wait in the backlog.
 //!
 //! The probes say what the hops cost alone: a NATS request-reply round trip on the same
 //! server, and an `fdatasync` on the data directory's disk.
