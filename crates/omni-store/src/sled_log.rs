@@ -1414,8 +1414,8 @@ fn indexer_stopped() -> StoreError {
 impl Indexer {
     /// Writes `records` (positions up to `new_head`) with their index items
     /// and the new committed head (see [`GroupWrites`]), not flushed (see
-    /// [`Writer::make_durable`]); keeps the open chunk and the pending stream
-    /// runs up to date.
+    /// [`Writer::store_and_make_durable`]); keeps the open chunk and the
+    /// pending stream runs up to date.
     fn store(&mut self, records: &[Planned], new_head: u64) -> Result<(), StoreError> {
         let shared = Arc::clone(&self.shared);
         // Pack the frames into the open chunk and new chunks.
@@ -1582,7 +1582,8 @@ impl Indexer {
     }
 
     /// Writes every pending stream run (on close, so that the next open has
-    /// nothing to rebuild); the caller flushes.
+    /// nothing to rebuild); the log's close flushes once this thread and the
+    /// writer have stopped.
     fn write_pending_runs(&mut self) -> Result<(), StoreError> {
         let shared = Arc::clone(&self.shared);
         let mut pending = shared
